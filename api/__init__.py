@@ -1,0 +1,1 @@
+"""The /v1 API, the viewer page, and the ``imgpro`` command that composes the roles."""

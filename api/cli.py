@@ -1,0 +1,81 @@
+"""The ``imgpro`` command: ``serve`` composes the roles; other subcommands are operator tools."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+SERVE_OPTIONS = {
+    # flag: (environment variable, type, help)
+    "--host": ("IMGPRO_HOST", str, "interface to bind (default 127.0.0.1)"),
+    "--port": ("IMGPRO_PORT", int, "port to bind (default 8080; 0 picks a free one)"),
+    "--data-dir": ("IMGPRO_DATA_DIR", str, "where originals, caches and SQLite live (default ./imgpro-data)"),
+    "--workers": ("IMGPRO_WORKERS", int, "worker processes (default 1)"),
+    "--role": ("IMGPRO_ROLE", str, "all | api | cdn (default all)"),
+}
+
+
+def _serve(args: argparse.Namespace) -> int:
+    for flag, (env, _type, _help) in SERVE_OPTIONS.items():
+        value = getattr(args, flag.lstrip("-").replace("-", "_"))
+        if value is not None:
+            os.environ[env] = str(value)
+    # glibc malloc fragments badly under many-threaded image work; cap the arenas before any
+    # thread or worker process starts (children inherit the variable).
+    os.environ.setdefault("MALLOC_ARENA_MAX", "2")
+    from api.server import run
+
+    return run()
+
+
+def _put(args: argparse.Namespace) -> int:
+    """Store a local file as an original under a team hash and print its CDN URL."""
+    from api.settings import Settings
+    from transformer import probe
+    from transformer.store import open_store
+
+    settings = Settings()
+    data = Path(args.file).read_bytes()
+    info = probe(data)
+    uid = args.uid or os.urandom(6).hex()
+    store = open_store(settings.effective_storage_url, s3_endpoint_url=settings.s3_endpoint_url)
+
+    async def put() -> None:
+        try:
+            await store.put(args.team, uid, data)
+        finally:
+            await store.close()
+
+    asyncio.run(put())
+    print(f"{settings.effective_cdn_url}/{args.team}/{uid}.{info.format}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="imgpro", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the API and/or CDN origin")
+    for flag, (env, typ, help_text) in SERVE_OPTIONS.items():
+        serve.add_argument(flag, type=typ, default=None, help=f"{help_text}; env {env}")
+    serve.set_defaults(func=_serve)
+
+    put = sub.add_parser("put", help="store a file as an original and print its CDN URL")
+    put.add_argument("file")
+    put.add_argument("--team", default="t", help="team hash (default t)")
+    put.add_argument("--uid", default=None, help="media id (default: random)")
+    put.set_defaults(func=_put)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

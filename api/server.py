@@ -1,0 +1,57 @@
+"""Process start-up for ``imgpro serve``: bind, print the URL, run uvicorn (one or N workers)."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+
+import uvicorn
+from uvicorn.supervisors import Multiprocess
+
+from api.settings import Settings
+
+_M_ARENA_MAX = -8
+
+
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """Same effect as MALLOC_ARENA_MAX for this process, in case it was started without it."""
+    libc_name = ctypes.util.find_library("c")
+    if not libc_name:
+        return
+    try:
+        ctypes.CDLL(libc_name).mallopt(_M_ARENA_MAX, arenas)
+    except (OSError, AttributeError):
+        pass
+
+
+def run() -> int:
+    settings = Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    limit_malloc_arenas()
+    config = uvicorn.Config(
+        "api.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+        timeout_graceful_shutdown=15,
+        log_level="warning",
+    )
+    sock = config.bind_socket()
+    port = sock.getsockname()[1]
+    # Workers and URL defaults must see the real port when --port 0 picked a free one.
+    os.environ["IMGPRO_PORT"] = str(port)
+    settings = Settings()
+    print(f"imgpro ({settings.role}) serving on {settings.own_url}", flush=True)
+    if settings.workers > 1:
+        Multiprocess(config, target=uvicorn.Server(config).run, sockets=[sock]).run()
+    else:
+        uvicorn.Server(config).run(sockets=[sock])
+    return 0

@@ -1,0 +1,89 @@
+"""The one typed settings object, read once at startup from ``IMGPRO_*`` variables.
+
+Every limit and switch the service has is a field here with its documented default; the
+README's configuration table lists the same names. CLI flags of ``imgpro serve`` override the
+environment by setting the same variables, so ``--workers N`` child processes see them too.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Role = Literal["all", "api", "cdn"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="IMGPRO_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    data_dir: Path = Path("./imgpro-data")
+    workers: int = Field(1, ge=1)
+    role: Role = "all"
+
+    public_url: str | None = None
+    """Base of each media's ``url`` (viewer page); default: the server's own address."""
+    cdn_url: str | None = None
+    """Base of each media's ``src`` (CDN URL); default: the server's own address."""
+
+    storage_url: str | None = None
+    """``file:///path`` (default ``<data-dir>/originals``) or ``s3://bucket/prefix``."""
+    s3_endpoint_url: str | None = None
+    database_url: str | None = None
+    """Default SQLite in the data dir; ``postgresql://...`` for PostgreSQL."""
+
+    memory_cache_mb: int = Field(256, ge=0)
+    disk_cache_mb: int = Field(2048, ge=0)
+    revalidate_seconds: float = Field(60, ge=0)
+
+    max_pixels: int = Field(100_000_000, ge=1)
+    transform_timeout: float = Field(30.0, gt=0)
+    transform_threads: int = Field(0, ge=0)
+    """0 means one per core."""
+    transform_queue: int = Field(0, ge=0)
+    """Transforms allowed to wait for a thread before 503; 0 means 4 per thread."""
+
+    rate_limits: Literal["on", "off"] = "on"
+    trusted_proxies: str = ""
+    import_allow_private: bool = False
+    registration: Literal["open", "closed"] = "open"
+    smtp_url: str | None = None
+    secret_key: str | None = None
+    log_format: Literal["plain", "json"] = "plain"
+
+    @cached_property
+    def threads(self) -> int:
+        return self.transform_threads or (os.cpu_count() or 1)
+
+    @cached_property
+    def queue_limit(self) -> int:
+        return self.transform_queue or 4 * self.threads
+
+    @property
+    def own_url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    @property
+    def effective_storage_url(self) -> str:
+        return self.storage_url or f"file://{(self.data_dir / 'originals').resolve()}"
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{(self.data_dir / 'imgpro.db').resolve()}"
+
+    @property
+    def effective_public_url(self) -> str:
+        return (self.public_url or self.own_url).rstrip("/")
+
+    @property
+    def effective_cdn_url(self) -> str:
+        return (self.cdn_url or self.own_url).rstrip("/")

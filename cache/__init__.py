@@ -1,0 +1,1 @@
+"""Rendition caches: byte-bounded memory LRU, size-bounded disk cache, request coalescing."""
