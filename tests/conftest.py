@@ -1,0 +1,134 @@
+"""Fixtures shared by every test folder: the corpus, and a real ``imgpro serve`` process."""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = (ROOT.parent / "shared" / "corpus").resolve()
+if not CORPUS.exists():  # a clean clone keeps a copy of the corpus path in the environment
+    CORPUS = Path(os.environ.get("IMGPRO_CORPUS", "../shared/corpus")).resolve()
+
+
+@dataclass(frozen=True)
+class CorpusImage:
+    path: Path
+    format: str
+    width: int
+    height: int
+    bytes: int
+
+    @property
+    def data(self) -> bytes:
+        return self.path.read_bytes()
+
+
+def load_corpus() -> list[CorpusImage]:
+    manifest = CORPUS / "MANIFEST.tsv"
+    if not manifest.exists():
+        return []
+    with manifest.open() as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    return [
+        CorpusImage(CORPUS / r["file"], r["format"], int(r["width"]), int(r["height"]), int(r["bytes"]))
+        for r in rows
+    ]
+
+
+@pytest.fixture(scope="session")
+def corpus() -> list[CorpusImage]:
+    images = load_corpus()
+    if not images:
+        pytest.skip(f"corpus not found at {CORPUS}")
+    return images
+
+
+@dataclass
+class RunningServer:
+    url: str
+    data_dir: Path
+    process: subprocess.Popen[str]
+    env: dict[str, str]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def client(self, **kwargs: object) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30, **kwargs)  # type: ignore[arg-type]
+
+
+_URL_LINE = re.compile(r"serving on (http://\S+)")
+
+
+def start_server(data_dir: Path, env: dict[str, str] | None = None, args: list[str] | None = None,
+                 timeout: float = 60.0) -> RunningServer:
+    """Start ``imgpro serve --port 0`` as a real process; returns once /healthz answers 200."""
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), "IMGPRO_DATA_DIR": str(data_dir),
+                "IMGPRO_HOST": "127.0.0.1", "IMGPRO_PORT": "0", **(env or {})}
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir / "server.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "api", "serve", *(args or [])],
+            cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT, text=True,
+        )
+    deadline = time.monotonic() + timeout
+    url = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        match = _URL_LINE.search(log_path.read_text())
+        if match:
+            url = match.group(1)
+            break
+        time.sleep(0.05)
+    if url is None:
+        proc.kill()
+        raise RuntimeError("server did not start:\n" + log_path.read_text())
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return RunningServer(url, data_dir, proc, full_env, log_path)
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"server at {url} never became healthy:\n" + log_path.read_text())
+
+
+def stop_server(server: RunningServer, timeout: float = 20.0) -> int:
+    server.process.terminate()
+    try:
+        return server.process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        return server.process.wait()
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
+    """Start as many real servers as a test needs; all are stopped at teardown."""
+    started: list[RunningServer] = []
+
+    def factory(env: dict[str, str] | None = None, args: list[str] | None = None,
+                data_dir: Path | None = None) -> RunningServer:
+        server = start_server(data_dir or tmp_path / f"data{len(started)}", env, args)
+        started.append(server)
+        return server
+
+    yield factory
+    for server in started:
+        if server.process.poll() is None:
+            stop_server(server)
