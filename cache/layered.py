@@ -1,0 +1,77 @@
+"""The layered lookup the CDN hot path uses: memory -> disk -> one producer per key."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Literal
+
+from cachetools import TTLCache
+
+from cache.coalesce import SingleFlight
+from cache.disk import DiskCache, split_key
+from cache.entry import Entry
+from cache.memory import MemoryCache
+
+Layer = Literal["memory", "disk", "miss", "coalesced"]
+
+
+class RenditionCache:
+    def __init__(self, memory: MemoryCache, disk: DiskCache) -> None:
+        self.memory = memory
+        self.disk = disk
+        self._flights: SingleFlight[Entry] = SingleFlight()
+        self._writes: set[asyncio.Task[bool]] = set()
+        # A production that started before a purge of its image must not refill the caches.
+        self._purge_seq = 0
+        self._purged: TTLCache[str, int] = TTLCache(maxsize=65536, ttl=3600)
+
+    async def start(self) -> None:
+        await self.disk.start()
+
+    async def close(self) -> None:
+        """Let pending disk writes finish so a graceful stop leaves them on disk."""
+        if self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
+
+    def peek(self, key: str) -> Entry | None:
+        """Memory layer only: the synchronous fast path for hits."""
+        return self.memory.get(key)
+
+    async def get_or_produce(
+        self, key: str, producer: Callable[[], Awaitable[bytes]]
+    ) -> tuple[Entry, Layer]:
+        entry = self.memory.get(key)
+        if entry is not None:
+            return entry, "memory"
+        entry = await self.disk.get(key)
+        if entry is not None:
+            self.memory.put(key, entry)
+            return entry, "disk"
+
+        group, _variant = split_key(key)
+        started = self._purge_seq
+
+        async def produce() -> Entry:
+            produced = Entry.of(await producer())
+            if self._purged.get(group, -1) > started:
+                return produced
+            self.memory.put(key, produced)
+            if self.disk.enabled:
+                # The response need not wait for the disk; close() waits for stragglers.
+                task = asyncio.create_task(self.disk.put(key, produced))
+                self._writes.add(task)
+                task.add_done_callback(self._writes.discard)
+            return produced
+
+        entry, shared = await self._flights.run(key, produce)
+        return entry, "coalesced" if shared else "miss"
+
+    async def purge(self, group: str) -> None:
+        """Drop every cached variant of one image (all sizes and formats)."""
+        split_key(f"{group}/x")  # validates the group the same way keys are validated
+        self._purge_seq += 1
+        self._purged[group] = self._purge_seq
+        self._flights.forget_prefix(f"{group}/")
+        self.memory.discard_prefix(f"{group}/")
+        await self.disk.discard_group(group)

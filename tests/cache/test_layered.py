@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from cache import DiskCache, MemoryCache, RenditionCache, SingleFlight
+
+
+def make(tmp_path: Path, memory: int = 1_000_000, disk: int = 10_000_000) -> RenditionCache:
+    return RenditionCache(MemoryCache(memory), DiskCache(tmp_path, disk))
+
+
+async def test_layers_in_order(tmp_path: Path) -> None:
+    cache = make(tmp_path)
+    await cache.start()
+    calls = 0
+
+    async def producer() -> bytes:
+        nonlocal calls
+        calls += 1
+        return b"rendition"
+
+    entry, layer = await cache.get_or_produce("t/u/m.webp", producer)
+    assert (entry.data, layer, calls) == (b"rendition", "miss", 1)
+    await cache.close()
+    assert (await cache.get_or_produce("t/u/m.webp", producer))[1] == "memory"
+
+    restarted = make(tmp_path)
+    await restarted.start()
+    entry2, layer2 = await restarted.get_or_produce("t/u/m.webp", producer)
+    assert (layer2, entry2.etag, calls) == ("disk", entry.etag, 1)
+    assert (await restarted.get_or_produce("t/u/m.webp", producer))[1] == "memory"
+
+
+async def test_concurrent_misses_run_the_producer_once(tmp_path: Path) -> None:
+    cache = make(tmp_path)
+    await cache.start()
+    calls = 0
+    release = asyncio.Event()
+
+    async def producer() -> bytes:
+        nonlocal calls
+        calls += 1
+        await release.wait()
+        return b"once"
+
+    waiters = [asyncio.create_task(cache.get_or_produce("t/u/s.jpeg", producer)) for _ in range(20)]
+    await asyncio.sleep(0.01)
+    release.set()
+    results = await asyncio.gather(*waiters)
+    assert calls == 1
+    assert {entry.data for entry, _ in results} == {b"once"}
+    assert sorted(layer for _, layer in results).count("miss") == 1
+    await cache.close()
+
+
+async def test_a_cancelled_waiter_does_not_cancel_the_work() -> None:
+    flights: SingleFlight[bytes] = SingleFlight()
+    release = asyncio.Event()
+
+    async def producer() -> bytes:
+        await release.wait()
+        return b"done"
+
+    first = asyncio.create_task(flights.run("k", producer))
+    second = asyncio.create_task(flights.run("k", producer))
+    await asyncio.sleep(0.01)
+    first.cancel()
+    release.set()
+    assert await second == (b"done", True)
+    with pytest.raises(asyncio.CancelledError):
+        await first
+
+
+async def test_producer_errors_reach_every_waiter_and_are_not_cached(tmp_path: Path) -> None:
+    cache = make(tmp_path)
+    await cache.start()
+    calls = 0
+
+    async def failing() -> bytes:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.01)
+        raise ValueError("bad original")
+
+    results = await asyncio.gather(
+        *(cache.get_or_produce("t/u/m.png", failing) for _ in range(5)), return_exceptions=True
+    )
+    assert all(isinstance(r, ValueError) for r in results)
+    assert calls == 1
+    with pytest.raises(ValueError):
+        await cache.get_or_produce("t/u/m.png", failing)
+    assert calls == 2
+
+
+async def test_purge_drops_all_variants_and_blocks_refill_by_inflight_work(tmp_path: Path) -> None:
+    cache = make(tmp_path)
+    await cache.start()
+
+    async def quick() -> bytes:
+        return b"v"
+
+    for variant in ("s.jpeg", "m.webp"):
+        await cache.get_or_produce(f"t/u/{variant}", quick)
+    await cache.get_or_produce("t/other/s.jpeg", quick)
+    await cache.close()
+
+    release = asyncio.Event()
+
+    async def slow() -> bytes:
+        await release.wait()
+        return b"stale"
+
+    inflight = asyncio.create_task(cache.get_or_produce("t/u/l.avif", slow))
+    await asyncio.sleep(0.01)
+    await cache.purge("t/u")
+    release.set()
+    await inflight
+    await cache.close()
+
+    produced_again = 0
+
+    async def counting() -> bytes:
+        nonlocal produced_again
+        produced_again += 1
+        return b"fresh"
+
+    for variant in ("s.jpeg", "m.webp", "l.avif"):
+        entry, layer = await cache.get_or_produce(f"t/u/{variant}", counting)
+        assert layer == "miss" and entry.data == b"fresh"
+    assert produced_again == 3
+    assert (await cache.get_or_produce("t/other/s.jpeg", counting))[1] == "memory"
+    await cache.close()
+
+
+async def test_caches_off_means_every_request_produces(tmp_path: Path) -> None:
+    cache = make(tmp_path, memory=0, disk=0)
+    await cache.start()
+    calls = 0
+
+    async def producer() -> bytes:
+        nonlocal calls
+        calls += 1
+        return b"x"
+
+    for _ in range(3):
+        assert (await cache.get_or_produce("t/u/s.webp", producer))[1] == "miss"
+    assert calls == 3
