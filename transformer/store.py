@@ -7,6 +7,7 @@ answer 404. The S3 implementation lives in ``transformer.s3store`` and passes th
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import uuid
@@ -127,10 +128,8 @@ class LocalOriginalsStore:
 
 
 async def _unlink_quietly(path: Path) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         await aiofiles.os.remove(path)
-    except FileNotFoundError:
-        pass
 
 
 def open_store(url: str, *, s3_endpoint_url: str | None = None) -> OriginalsStore:
