@@ -12,8 +12,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from api.client_ip import parse_trusted_proxies
 
 Role = Literal["all", "api", "cdn"]
 
@@ -51,11 +53,18 @@ class Settings(BaseSettings):
 
     rate_limits: Literal["on", "off"] = "on"
     trusted_proxies: str = ""
+    """Comma-separated IPs/CIDRs whose ``X-Forwarded-For`` is believed (see api/client_ip.py)."""
     import_allow_private: bool = False
     registration: Literal["open", "closed"] = "open"
     smtp_url: str | None = None
     secret_key: str | None = None
     log_format: Literal["plain", "json"] = "plain"
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, value: str) -> str:
+        parse_trusted_proxies(value)  # a typo must stop start-up, not trust nobody/everybody
+        return value
 
     @cached_property
     def threads(self) -> int:
