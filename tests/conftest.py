@@ -41,7 +41,8 @@ def load_corpus() -> list[CorpusImage]:
     with manifest.open() as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
     return [
-        CorpusImage(CORPUS / r["file"], r["format"], int(r["width"]), int(r["height"]), int(r["bytes"]))
+        CorpusImage(CORPUS / r["file"], r["format"], int(r["width"]), int(r["height"]),
+                    int(r["bytes"]))
         for r in rows
     ]
 
@@ -132,3 +133,55 @@ def server_factory(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
     for server in started:
         if server.process.poll() is None:
             stop_server(server)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+          "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@dataclass
+class MotoServer:
+    endpoint_url: str
+    process: subprocess.Popen[bytes]
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """A real S3 endpoint over HTTP: moto in server mode, its own process, on a free port."""
+    port = free_port()
+    log = (tmp_path_factory.mktemp("moto") / "moto.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **S3_ENV},
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"{url}/moto-api/", timeout=1)
+            break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        log.close()
+        raise RuntimeError("moto server did not start")
+    saved = {key: os.environ.get(key) for key in S3_ENV}
+    os.environ.update(S3_ENV)
+    yield MotoServer(url, proc)
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    proc.terminate()
+    proc.wait(10)
+    log.close()

@@ -105,9 +105,11 @@ class LocalOriginalsStore:
             src = await aiofiles.open(self._path(team_hash, uid), "rb")
         except (FileNotFoundError, NotADirectoryError) as exc:
             raise OriginalNotFound(f"{team_hash}/{uid}") from exc
-        async with src:
+        try:
             while chunk := await src.read(self.chunk_size):
                 yield chunk
+        finally:
+            await src.close()
 
     async def head(self, team_hash: str, uid: str) -> StoredOriginal | None:
         try:
