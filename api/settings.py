@@ -16,6 +16,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from api.client_ip import parse_trusted_proxies
+from api.mail import DEFAULT_MAIL_FROM, parse_smtp_url
 
 Role = Literal["all", "api", "cdn"]
 
@@ -57,6 +58,9 @@ class Settings(BaseSettings):
     import_allow_private: bool = False
     registration: Literal["open", "closed"] = "open"
     smtp_url: str | None = None
+    """``smtp://user:pass@host:port`` (``?starttls=1``) or ``smtps://...``; see api/mail.py."""
+    smtp_timeout: float = Field(10.0, gt=0)
+    mail_from: str = DEFAULT_MAIL_FROM
     secret_key: str | None = None
     log_format: Literal["plain", "json"] = "plain"
 
@@ -65,6 +69,13 @@ class Settings(BaseSettings):
     def _check_trusted_proxies(cls, value: str) -> str:
         parse_trusted_proxies(value)  # a typo must stop start-up, not trust nobody/everybody
         return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _check_smtp_url(cls, value: str | None) -> str | None:
+        if value:
+            parse_smtp_url(value)  # a bad relay URL must stop start-up, not the first email
+        return value or None
 
     @cached_property
     def threads(self) -> int:
