@@ -4,7 +4,12 @@
     rendition = transform(open("photo.jpg", "rb").read(), size="m", fmt="webp")
 """
 
+from transformer._encoder_settings import ENCODER_SETTINGS_VERSION, SAVE_SUFFIX, encoder_options
+from transformer._engine import configure
 from transformer._errors import ImageTooLarge, TransformError, TransformTimeout, UnsupportedImage
+from transformer._pipeline import transform
+from transformer._probe import probe
+from transformer._sizing import target_dimensions
 from transformer._types import (
     EXTENSION_ALIASES,
     FORMATS,
@@ -18,9 +23,11 @@ from transformer._types import (
 )
 
 __all__ = [
+    "ENCODER_SETTINGS_VERSION",
     "EXTENSION_ALIASES",
     "FORMATS",
     "MEDIA_TYPES",
+    "SAVE_SUFFIX",
     "SHORT_EDGE",
     "SIZES",
     "Format",
@@ -31,4 +38,9 @@ __all__ = [
     "TransformError",
     "TransformTimeout",
     "UnsupportedImage",
+    "configure",
+    "encoder_options",
+    "probe",
+    "target_dimensions",
+    "transform",
 ]

@@ -1,0 +1,149 @@
+"""Bad input never crashes, hangs or decodes a bomb: every case ends in one TransformError."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import pyvips
+
+from tests.transformer import sample_images as samples
+from transformer import (
+    FORMATS,
+    ImageTooLarge,
+    TransformError,
+    TransformTimeout,
+    UnsupportedImage,
+    _pipeline,
+    transform,
+)
+
+
+def corpus_file(corpus, fmt: str) -> bytes:
+    return min((i for i in corpus if i.format == fmt), key=lambda i: i.bytes).data
+
+
+TRUNCATION_POINTS = (0.05, 0.5, 0.95, 0.999)
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png", "webp"])
+@pytest.mark.parametrize("fraction", TRUNCATION_POINTS)
+def test_truncated_corpus_files(corpus, fmt: str, fraction: float) -> None:
+    data = corpus_file(corpus, fmt)
+    with pytest.raises(UnsupportedImage):
+        transform(data[: int(len(data) * fraction)], "s", "jpeg")
+
+
+@pytest.mark.parametrize(
+    "make", [samples.gif, samples.tiff, samples.heic_hevc, samples.avif, samples.bmp,
+             samples.animated_gif, samples.animated_webp],
+)
+@pytest.mark.parametrize("fraction", (0.3, 0.7, 0.97))
+def test_truncated_generated_files(make, fraction: float) -> None:
+    data = make()
+    cut = data[: int(len(data) * fraction)]
+    for fmt in ("jpeg", "webp"):
+        with pytest.raises(UnsupportedImage):
+            transform(cut, "s", fmt)  # type: ignore[arg-type]
+
+
+def test_gif_with_zero_padding_after_trailer_is_accepted() -> None:
+    assert transform(samples.gif() + b"\0" * 16, "s", "png").width == 400
+
+
+def test_truncated_svg() -> None:
+    data = samples.svg()
+    with pytest.raises(UnsupportedImage):
+        transform(data[: len(data) // 2], "s", "png")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        os.urandom(4096),
+        b"\xff\xd8\xff\xe0 this is a text file with a JPEG-like header\n" * 20,
+        b"\x89PNG\r\n\x1a\n" + b"plain text after a PNG signature" * 10,
+        b"GIF89a" + b"\x00" * 10,
+        b"RIFF\x00\x00\x00\x00WEBPVP8 " + b"\x00" * 20,
+        b"<svg xmlns='http://www.w3.org/2000/svg'><unclosed",
+        b"BM" + b"\x00" * 100,
+        b"%PDF-1.4 not an image we accept",
+        b"1,2,3\n4,5,6\n",  # CSV: libvips could load it as an image; we must not
+    ],
+    ids=["empty", "random", "text-jpeg-header", "text-png-header", "short-gif", "empty-webp",
+         "broken-svg", "zero-bmp", "pdf", "csv"],
+)
+def test_garbage_is_unsupported(data: bytes) -> None:
+    for fmt in FORMATS:
+        with pytest.raises(UnsupportedImage):
+            transform(data, "s", fmt)
+
+
+def test_corrupt_middle_of_jpeg(corpus) -> None:
+    data = bytearray(corpus_file(corpus, "jpeg"))
+    start = len(data) // 3
+    data[start:start + 4096] = os.urandom(4096)
+    try:
+        rendition = transform(bytes(data), "s", "jpeg")
+    except UnsupportedImage:
+        return
+    # libjpeg resynchronises on some damage without an error; the output must still be valid
+    assert pyvips.Image.new_from_buffer(rendition.data, "").width == rendition.width
+
+
+@pytest.mark.parametrize("make", [samples.png_declaring, samples.jpeg_declaring,
+                                  samples.gif_declaring, samples.bmp_declaring,
+                                  lambda w, h: samples.svg(w, h)],
+                         ids=["png", "jpeg", "gif", "bmp", "svg"])
+def test_declared_bombs_are_refused_before_decoding(make) -> None:
+    bomb = make(50000, 50000)
+    assert len(bomb) < 10_000
+    for size in ("s", None):
+        with pytest.raises(ImageTooLarge):
+            transform(bomb, size, "jpeg")  # type: ignore[arg-type]
+
+
+def test_pixel_limit_is_configurable() -> None:
+    data = samples.jpeg(400, 300)
+    with pytest.raises(ImageTooLarge):
+        transform(data, "s", "jpeg", max_pixels=400 * 300 - 1)
+    assert transform(data, "s", "jpeg", max_pixels=400 * 300).width == 400
+
+
+def test_kept_animation_counts_every_frame() -> None:
+    data = samples.animated_gif()  # 3 frames of 400x300
+    with pytest.raises(ImageTooLarge):
+        transform(data, "s", "webp", max_pixels=2 * 400 * 300)
+    # the first frame alone is within the limit for a still output
+    assert transform(data, "s", "png", max_pixels=2 * 400 * 300).height == 300
+
+
+def test_timeout_abandons_a_running_transform(corpus) -> None:
+    biggest = max(corpus, key=lambda i: i.width * i.height).data
+    with pytest.raises(TransformTimeout):
+        transform(biggest, "l", "webp", timeout=0.02)
+    # the library is still usable afterwards
+    assert transform(samples.jpeg(), "s", "jpeg", timeout=30).width == 400
+
+
+def test_waiting_for_the_memory_lane_counts_against_the_timeout() -> None:
+    progressive = pyvips.Image.black(2100, 2000).jpegsave_buffer(Q=50, interlace=True)
+    assert _pipeline.LANE_MIN_PIXELS <= 2100 * 2000
+    assert _pipeline._lane.acquire(timeout=5)
+    try:
+        with pytest.raises(TransformTimeout):
+            transform(progressive, "s", "jpeg", timeout=0.2)
+    finally:
+        _pipeline._lane.release()
+    assert transform(progressive, "s", "jpeg", timeout=30).height == 320
+
+
+def test_unknown_output_format_is_a_programming_error() -> None:
+    with pytest.raises(ValueError):
+        transform(samples.jpeg(), "s", "gif")  # type: ignore[arg-type]
+
+
+def test_every_error_is_a_transform_error() -> None:
+    for error in (UnsupportedImage, ImageTooLarge, TransformTimeout):
+        assert issubclass(error, TransformError)

@@ -1,0 +1,61 @@
+"""Process-wide libvips set-up: done once, before the first image is touched.
+
+- The operation cache is off. It exists for interactive programs that repeat the same
+  operations; in a server every request is a different image, so the cache only holds memory
+  and file references (libvips' own checklist says to turn it off in servers).
+- Only the loaders for the formats we accept are allowed. We sniff the type ourselves before
+  calling libvips, but libvips picks its loader by its own rules; the allow-list makes sure a
+  crafted buffer can never reach a loader we did not mean to expose (matrix, CSV, FITS, ...).
+- ``configure`` sets libvips' own worker threads per operation. The server calls it once at
+  start-up; the library's default is 1 (see README, "Encoder settings and how they were
+  chosen", for the measurement behind it).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pyvips
+
+ALLOWED_LOADERS: tuple[str, ...] = (
+    "jpegload", "pngload", "gifload", "webpload", "tiffload", "heifload", "svgload",
+)
+"""libvips loader nicknames we use; everything else under VipsForeignLoad is blocked."""
+
+DEFAULT_VIPS_THREADS = 1
+"""libvips threads per operation; parallelism comes from one Python thread per core."""
+
+_lock = threading.Lock()
+_initialised = False
+
+
+def ensure_initialised() -> None:
+    """Apply the process-wide settings above exactly once (idempotent, thread-safe)."""
+    global _initialised
+    if _initialised:
+        return
+    with _lock:
+        if _initialised:
+            return
+        pyvips.cache_set_max(0)
+        pyvips.cache_set_max_mem(0)
+        pyvips.cache_set_max_files(0)
+        pyvips.operation_block_set("VipsForeignLoad", True)
+        for nickname in ALLOWED_LOADERS:
+            gtype = pyvips.type_find("VipsForeignLoad", f"{nickname}_buffer")
+            pyvips.operation_block_set(pyvips.type_name(gtype), False)
+        pyvips.concurrency_set(DEFAULT_VIPS_THREADS)
+        _initialised = True
+
+
+def configure(vips_threads: int = DEFAULT_VIPS_THREADS) -> None:
+    """Set libvips' worker threads per operation (``vips_concurrency_set``).
+
+    Call once at start-up, before transforms run: the value is process-wide. With a pool of
+    one Python thread per core, 1 gives the best throughput; more only helps a single
+    transform's latency on an otherwise idle machine.
+    """
+    if vips_threads < 1:
+        raise ValueError(f"vips_threads must be >= 1, got {vips_threads}")
+    ensure_initialised()
+    pyvips.concurrency_set(vips_threads)

@@ -1,0 +1,148 @@
+"""Read what an image declares about itself (type, size, frames, orientation) without decoding.
+
+Everything that must be refused before any pixel is decoded is decided here: the type comes from
+the magic bytes (``transformer.sniff``), never a name; the pixel count comes from the header, so
+a decompression bomb (a tiny file declaring 50000x50000) is refused while it is still tiny.
+
+libvips reads the headers of the formats it decodes (its ``new_from_buffer`` is lazy: it parses
+the header and stops). BMP is read by Pillow, whose ``Image.open`` is header-only too; we check
+the declared size ourselves first, from the fixed BMP header fields, so Pillow's own bomb
+check never fires with a warning in the middle of a request.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Literal
+
+import pyvips
+from PIL import Image
+
+from transformer._engine import ensure_initialised
+from transformer._errors import ImageTooLarge, UnsupportedImage
+from transformer._types import ImageInfo
+from transformer.sniff import SNIFF_BYTES, sniff_format
+
+Decoder = Literal["vips", "pillow", "pillow-heif"]
+
+ANIMATED_FORMATS = frozenset({"gif", "webp"})
+"""Formats whose extra pages are animation frames (a multi-page TIFF or HEIF is not animated)."""
+
+_PILLOW_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """The public ``ImageInfo`` plus what the pipeline needs to plan the work."""
+
+    info: ImageInfo
+    decoder: Decoder
+    buffered_decode: bool = False
+    """True when the decoder must hold the whole image in memory (progressive JPEG,
+    interlaced PNG) instead of streaming it; such images go through a bounded lane."""
+
+    @property
+    def pixels(self) -> int:
+        return self.info.width * self.info.height
+
+    @property
+    def animated(self) -> bool:
+        return self.info.format in ANIMATED_FORMATS and self.info.frames > 1
+
+
+def read_header(data: bytes) -> Header:
+    """Type, dimensions and layout of ``data`` from its header alone.
+
+    Raises ``UnsupportedImage`` for anything we do not recognise or cannot parse.
+    """
+    kind = sniff_format(data[:SNIFF_BYTES])
+    if kind is None:
+        raise UnsupportedImage("not an image in a supported format (JPEG, PNG, WebP, GIF, "
+                               "SVG, HEIC, AVIF, TIFF, BMP)")
+    if kind == "bmp":
+        return _bmp_header(data)
+    return _vips_header(kind, data)
+
+
+def refuse_oversized(header: Header, max_pixels: int | None, *, frames: int = 1) -> None:
+    """Raise ``ImageTooLarge`` when the declared pixels (times ``frames``) exceed the limit."""
+    if max_pixels is None:
+        return
+    declared = header.pixels * frames
+    if declared > max_pixels:
+        what = f"{header.info.width}x{header.info.height}"
+        if frames > 1:
+            what += f" x {frames} frames"
+        raise ImageTooLarge(f"image declares {what} = {declared} pixels, "
+                            f"more than the limit of {max_pixels}")
+
+
+def probe(data: bytes, *, max_pixels: int | None = None) -> ImageInfo:
+    """What the image declares: format, displayed width/height, frames, orientation, alpha.
+
+    Reads headers only; nothing is decoded. With ``max_pixels`` set, an image declaring more
+    pixels than that raises ``ImageTooLarge`` (the same check ``transform`` makes).
+    """
+    header = read_header(data)
+    refuse_oversized(header, max_pixels)
+    return header.info
+
+
+def _vips_header(kind: str, data: bytes) -> Header:
+    ensure_initialised()
+    try:
+        image = pyvips.Image.new_from_buffer(data, "", access="sequential")
+        width, height, has_alpha = image.width, image.height, bool(image.hasalpha())
+        fields = set(image.get_fields())
+        pages = int(image.get("n-pages")) if "n-pages" in fields else 1
+        orientation = int(image.get("orientation")) if "orientation" in fields else 1
+        interlaced = "interlaced" in fields and bool(image.get("interlaced"))
+        compression = str(image.get("heif-compression")) if "heif-compression" in fields else ""
+    except pyvips.Error as exc:
+        raise UnsupportedImage(f"not a readable {kind.upper()} image") from exc
+    decoder: Decoder = "vips"
+    if kind in ("heic", "avif"):
+        # The brand says HEIF; the codec inside decides the decoder. libvips' wheel decodes
+        # AV1 but has no HEVC decoder, so HEVC goes to pillow-heif (libde265).
+        kind = "avif" if compression == "av1" else "heic"
+        decoder = "pillow-heif" if compression == "hevc" else "vips"
+    if not 1 <= orientation <= 8:
+        orientation = 1
+    if orientation >= 5:  # 90/270 degree rotations swap the displayed edges
+        width, height = height, width
+    frames = pages if kind in ANIMATED_FORMATS else 1
+    info = ImageInfo(format=kind, width=width, height=height, frames=max(1, frames),
+                     orientation=orientation, has_alpha=has_alpha)
+    return Header(info=info, decoder=decoder, buffered_decode=interlaced)
+
+
+def _bmp_header(data: bytes) -> Header:
+    width, height = _bmp_dimensions(data)
+    if width * height > Image.MAX_IMAGE_PIXELS:
+        # Pillow's own bomb limit: beyond it Pillow warns or refuses; we refuse cleanly.
+        raise ImageTooLarge(f"BMP declares {width}x{height} = {width * height} pixels, more "
+                            f"than the {Image.MAX_IMAGE_PIXELS} Pillow decodes safely")
+    try:
+        with Image.open(io.BytesIO(data), formats=["BMP"]) as image:
+            has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+    except _PILLOW_ERRORS as exc:
+        raise UnsupportedImage("not a readable BMP image") from exc
+    info = ImageInfo(format="bmp", width=width, height=height, has_alpha=has_alpha)
+    return Header(info=info, decoder="pillow")
+
+
+def _bmp_dimensions(data: bytes) -> tuple[int, int]:
+    """Width and height from the BMP file and DIB headers (OS/2 core or Windows info)."""
+    if len(data) < 26:
+        raise UnsupportedImage("not a readable BMP image (header cut short)")
+    dib_size = int.from_bytes(data[14:18], "little")
+    if dib_size == 12:
+        width = int.from_bytes(data[18:20], "little")
+        height = int.from_bytes(data[20:22], "little")
+    else:
+        width = int.from_bytes(data[18:22], "little", signed=True)
+        height = abs(int.from_bytes(data[22:26], "little", signed=True))  # < 0: top-down rows
+    if width < 1 or height < 1:
+        raise UnsupportedImage(f"not a readable BMP image (declares {width}x{height})")
+    return width, height
