@@ -1,0 +1,424 @@
+"""Side-by-side benchmark, in ONE run: our CDN origin vs the in-process libvips limit, ipx,
+thumbor and nginx, on the shared corpus, short-edge targets, quality 80.
+
+    python -m bench.compare            # full run (<= ~20 min on 2 cores), writes the markdown
+    python -m bench.compare --quick    # smoke run, a minute or two
+    python -m bench.compare --soak 300 --soak-only   # 5 minutes of cold load, RSS growth
+
+Why one run: figures taken on different days on a shared machine cannot be divided by each
+other. Every participant gets the same photos in the same rotation, the same geometry (short
+edge = target, never enlarged), the same format at q80, from the same load generator (wrk, one
+thread, so it leaves the servers most of the 2 cores), and a fresh server per cell. Peers are
+installed from their registries into a cache dir outside git; what cannot be installed is
+skipped with the command that would install it. See README "## Benchmarks".
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pyvips
+
+from bench import participants
+from bench.compare_report import (
+    IPX,
+    LIMIT,
+    NGINX,
+    OURS,
+    THUMBOR,
+    Cell,
+    SoakResult,
+    evaluate_targets,
+    ratio_table,
+    results_table,
+    soak_table,
+    targets_table,
+)
+from bench.inprocess_limit import ENCODER_SOURCE, encoder_options, render
+from bench.process_memory import RssSampler
+from bench.server_process import ServerFailed, ServerSpec, start
+from bench.workloads import (
+    PATH_BUILDERS,
+    TEAM,
+    WORKLOADS,
+    Photo,
+    Served,
+    Workload,
+    load_photos,
+    output_size,
+    rotation,
+)
+from bench.wrk_load import LoadResult, WrkMissing, run_wrk, wrk_binary
+
+REPO_ROOT = participants.REPO_ROOT
+DEFAULT_CORPUS = REPO_ROOT.parent / "shared" / "corpus"
+DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "imgpro-bench"
+ALL_PARTICIPANTS = ("limit", "ours", "ipx", "thumbor", "nginx")
+LABELS = {"limit": LIMIT, "ours": OURS, "ipx": IPX, "thumbor": THUMBOR, "nginx": NGINX}
+COLD = [w for w in WORKLOADS if w.kind == "cold"]
+HIT = next(w for w in WORKLOADS if w.kind == "hit")
+
+
+class ParticipantBroken(RuntimeError):
+    """A participant answered, but not with the rendition asked for."""
+
+
+@dataclass
+class Run:
+    """Everything one invocation measured, plus what the report needs to say about it."""
+
+    args: argparse.Namespace
+    photos: list[Photo]
+    served: list[Served]
+    root: Path
+    cells: list[Cell] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=dict)
+    soak: SoakResult | None = None
+
+    @property
+    def connections(self) -> list[int]:
+        return list(self.args.connections)
+
+    def skip(self, who: str, reason: str) -> None:
+        print(f"SKIP {who}: {reason}", flush=True)
+        self.skipped[who] = reason
+
+
+# ---- layout on disk ---------------------------------------------------------------------------
+
+def prepare_layout(root: Path, served: list[Served]) -> None:
+    """Originals for ours (``data/originals/<team>/<uid>``), files for ipx/thumbor, nginx's www."""
+    originals = root / "data" / "originals" / TEAM
+    files = root / "files"
+    for folder in (originals, files, root / "www"):
+        folder.mkdir(parents=True, exist_ok=True)
+    for s in served:
+        (originals / s.uid).symlink_to(s.photo.path.resolve())
+        (files / s.filename).symlink_to(s.photo.path.resolve())
+    root.chmod(0o755)
+
+
+# ---- one participant, one workload ------------------------------------------------------------
+
+def fetch_all(base_url: str, paths: Sequence[str], workers: int) -> list[bytes]:
+    """Each path once (a few at a time); any non-200 or non-image answer breaks the participant."""
+    def one(client: httpx.Client, path: str) -> bytes:
+        response = client.get(base_url + path)
+        kind = response.headers.get("content-type", "")
+        if response.status_code != 200 or not kind.startswith("image/"):
+            raise ParticipantBroken(f"GET {path} -> {response.status_code} {kind}: {response.text[:200]!r}")
+        return response.content
+
+    with httpx.Client(timeout=600) as client, ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(lambda p: one(client, p), paths))
+
+
+def check_renditions(run: Run, who: str, workload: Workload, photos: Sequence[Photo],
+                     bodies: Sequence[bytes]) -> None:
+    """Warn when a participant's output is not the asked-for geometry and format."""
+    loader = {"jpeg": "jpegload", "webp": "webpload", "avif": "heifload", "png": "pngload"}[workload.fmt]
+    for photo, body in zip(photos, bodies, strict=True):
+        image = pyvips.Image.new_from_buffer(body, "")
+        want = output_size(photo, workload.target)
+        got = (image.width, image.height)
+        if abs(got[0] - want[0]) > 1 or abs(got[1] - want[1]) > 1 or not image.get("vips-loader").startswith(loader):
+            run.warnings.append(f"{who} {workload.name} {photo.stem}: got {got} {image.get('vips-loader')}, "
+                                f"want {want} {workload.fmt}")
+
+
+def measure_http(run: Run, who: str, workload: Workload, make_spec: Callable[[], ServerSpec]) -> None:
+    """A fresh server per connection count; mean bytes from one fetch of each photo first."""
+    build = PATH_BUILDERS[who]
+    if workload.kind == "hit":
+        paths = [build(run.served[0], workload)]
+        photos = [run.served[0].photo]
+    else:
+        paths = [build(s, workload) for s in run.served]
+        photos = run.photos
+    distinct = paths[: len(photos)]
+    label = LABELS[who]
+    mean_bytes: float | None = None
+    for conns in run.connections:
+        print(f"  {workload.name:11} {label:8} c{conns:<3} ", end="", flush=True)
+        try:
+            with start(make_spec(), run.root / "logs") as server:
+                if mean_bytes is None:
+                    bodies = fetch_all(server.url, distinct, workers=os.cpu_count() or 2)
+                    check_renditions(run, label, workload, photos, bodies)
+                    mean_bytes = sum(map(len, bodies)) / len(bodies)
+                else:
+                    fetch_all(server.url, distinct[:1], workers=1)  # warm-up after the restart
+                with RssSampler(server.pid) as rss:
+                    load = run_wrk(server.url, paths, connections=conns, seconds=run.args.duration)
+        except (ServerFailed, ParticipantBroken, RuntimeError, httpx.HTTPError) as exc:
+            print("failed")
+            run.skip(f"{label} {workload.name}", str(exc).strip()[:600])
+            return
+        cell = _cell(label, workload, conns, load, rss.peak, mean_bytes)
+        run.cells.append(cell)
+        print(f"{cell.per_second:8.1f} req/s  p50 {cell.p50_ms:6.0f} ms  p99 {cell.p99_ms:6.0f} ms  "
+              f"RSS {cell.peak_rss / 2**20:5.0f} MB  failed {cell.failed}", flush=True)
+
+
+def _cell(label: str, workload: Workload, conns: int, load: LoadResult, peak: int,
+          mean_bytes: float | None) -> Cell:
+    return Cell(label, workload.name, conns, load.ok_per_second, load.p50_ms, load.p99_ms, load.ok,
+                load.non_2xx + load.socket_errors, peak, mean_bytes)
+
+
+def measure_limit(run: Run, workload: Workload) -> None:
+    """The in-process limit as a child process (its own RSS, a fresh libvips)."""
+    cmd = [sys.executable, "-m", "bench.inprocess_limit", "--corpus", str(run.args.corpus),
+           "--size", workload.size, "--fmt", workload.fmt, "--seconds", str(run.args.duration),
+           "--threads", str(os.cpu_count() or 1)]
+    if run.args.quick:
+        cmd += ["--photos", str(len(run.photos))]
+    print(f"  {workload.name:11} {LIMIT:8} {'':4} ", end="", flush=True)
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with RssSampler(proc.pid) as rss:
+        out, err = proc.communicate()
+    if proc.returncode != 0:
+        print("failed")
+        run.skip(f"{LIMIT} {workload.name}", err.strip()[-600:])
+        return
+    raw = json.loads(out.strip().splitlines()[-1])
+    run.versions["encoder settings"] = f"{raw['encoder']['source']}"
+    run.versions[f"encoder {workload.fmt}"] = json.dumps(raw["encoder"]["options"])
+    cell = Cell(LIMIT, workload.name, None, raw["per_second"], raw["p50_ms"], raw["p99_ms"],
+                raw["renditions"], 0, rss.peak, raw["mean_bytes"])
+    run.cells.append(cell)
+    print(f"{cell.per_second:8.1f} renditions/s  p50 {cell.p50_ms:6.0f} ms  p99 {cell.p99_ms:6.0f} ms  "
+          f"RSS {cell.peak_rss / 2**20:5.0f} MB", flush=True)
+
+
+# ---- participants -----------------------------------------------------------------------------
+
+def peer_specs(run: Run) -> dict[str, Callable[[], ServerSpec]]:
+    """Spec factories of the HTTP participants that can run here; records why others cannot."""
+    specs: dict[str, Callable[[], ServerSpec]] = {}
+    wanted = set(run.args.participants)
+    data, files, www = run.root / "data", run.root / "files", run.root / "www"
+    work = run.root / "work"
+    work.mkdir(exist_ok=True)
+    if "ours" in wanted:
+        specs["ours"] = lambda: participants.ours_spec(data, workers=run.args.workers, caches=False)
+        specs["ours-hits"] = lambda: participants.ours_spec(data, workers=run.args.workers, caches=True)
+        run.versions["ours"] = (f"imgpro `python -m api serve --role cdn`, IMGPRO_WORKERS={run.args.workers}, "
+                                f"libvips {pyvips.version(0)}.{pyvips.version(1)}.{pyvips.version(2)}; "
+                                "cold: IMGPRO_MEMORY_CACHE_MB=0 IMGPRO_DISK_CACHE_MB=0; hits: default caches")
+    if "ipx" in wanted:
+        try:
+            ipx_dir = participants.ensure_ipx(run.args.cache_dir)
+            run.versions["ipx"] = participants.PEER_DEFAULTS["ipx"].format(**participants.ipx_versions(ipx_dir))
+            specs["ipx"] = lambda: participants.ipx_spec(ipx_dir, files)
+        except participants.PeerUnavailable as exc:
+            run.skip(IPX, str(exc))
+    if "thumbor" in wanted:
+        try:
+            venv = participants.ensure_thumbor(run.args.cache_dir)
+            run.versions["thumbor"] = participants.PEER_DEFAULTS["thumbor"].format(
+                **participants.thumbor_versions(venv))
+            specs["thumbor"] = lambda: participants.thumbor_spec(venv, files, work)
+        except participants.PeerUnavailable as exc:
+            run.skip(THUMBOR, str(exc))
+    if "nginx" in wanted:
+        try:
+            run.versions["nginx"] = participants.PEER_DEFAULTS["nginx"].format(nginx=participants.nginx_version())
+            specs["nginx"] = lambda: participants.nginx_spec(www, work)
+        except participants.PeerUnavailable as exc:
+            run.skip(NGINX, str(exc))
+    return specs
+
+
+def prerender_hit(run: Run) -> None:
+    """nginx's file for the hit workload: the same rendition, encoded with our settings."""
+    s = run.served[0]
+    body = render(s.photo.path.read_bytes(), s.photo, HIT.target, HIT.fmt, encoder_options(HIT.fmt))
+    (run.root / "www" / PATH_BUILDERS["nginx"](s, HIT).lstrip("/")).write_bytes(body)
+
+
+def compare(run: Run) -> None:
+    specs: dict[str, Callable[[], ServerSpec]] = {}
+    try:
+        wrk = wrk_binary()
+        run.versions["load generator"] = (
+            f"{subprocess.run([wrk, '-v'], capture_output=True, text=True).stdout.splitlines()[0]}, "
+            f"1 thread (fewer than the {os.cpu_count()} cores, so it does not starve the servers), "
+            "Lua rotation over the URLs, fresh server per cell")
+        specs = peer_specs(run)
+    except WrkMissing as exc:
+        run.skip("all HTTP participants", str(exc))
+    if "nginx" in specs:
+        prerender_hit(run)
+    for workload in COLD:
+        print(f"{workload.name}:", flush=True)
+        if "limit" in run.args.participants:
+            measure_limit(run, workload)
+        for who in ("ours", "ipx", "thumbor"):
+            if who in specs:
+                measure_http(run, who, workload, specs[who])
+    print(f"{HIT.name}:", flush=True)
+    if "ours-hits" in specs:
+        measure_http(run, "ours", HIT, specs["ours-hits"])
+    if "nginx" in specs:
+        measure_http(run, "nginx", HIT, specs["nginx"])
+
+
+def soak(run: Run, seconds: float) -> None:
+    """Our server under cold load (all three cold workloads rotating, 8 connections), RSS every 5 s."""
+    print(f"soak: ours, cold, {seconds:.0f} s at 8 connections", flush=True)
+    paths = [PATH_BUILDERS["ours"](s, w) for s in run.served for w in COLD]
+    spec = participants.ours_spec(run.root / "data", workers=run.args.workers, caches=False)
+    try:
+        with start(spec, run.root / "logs") as server:
+            fetch_all(server.url, paths[:3], workers=1)
+            with RssSampler(server.pid, interval=5.0) as rss:
+                load = run_wrk(server.url, paths, connections=8, seconds=seconds)
+    except (ServerFailed, ParticipantBroken, RuntimeError, httpx.HTTPError) as exc:
+        run.skip("soak", str(exc).strip()[:600])
+        return
+    run.soak = SoakResult(load.seconds, load.ok_per_second, load.non_2xx + load.socket_errors, rss.samples)
+    early, late = run.soak.windows()
+    print(f"  {load.ok_per_second:.1f} req/s, RSS {early / 2**20:.0f} MB -> {late / 2**20:.0f} MB "
+          f"({run.soak.growth * 100:+.1f} %)", flush=True)
+
+
+# ---- report -----------------------------------------------------------------------------------
+
+def host_line() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return f"{platform.node()}: {os.cpu_count()} cores ({model}), Linux {platform.release()}, load average {load}"
+
+
+def render_report(run: Run, command: str, started: dt.datetime, host_before: str) -> str:
+    cold_names = [w.name for w in COLD]
+    sections = [
+        "# Side-by-side benchmark: imgpro CDN origin vs in-process libvips, ipx, thumbor, nginx",
+        "",
+        f"- date: {started:%Y-%m-%d %H:%M} UTC{' (QUICK smoke run: short cells, fewer photos)' if run.args.quick else ''}",
+        f"- command: `{command}`",
+        f"- host at start: {host_before}",
+        f"- host at end: {host_line()}",
+        f"- corpus: {len(run.photos)} photos from {run.args.corpus}, served as {len(run.served)} names "
+        f"(copies, so that concurrent requests are distinct cold misses); {run.args.duration:g} s per cell; "
+        f"connections {', '.join(map(str, run.connections))}",
+        "- req/s counts successful (2xx) responses only; p50/p99 are wrk's over all responses; "
+        "peak RSS is the sum over the server's process tree, sampled every 0.25 s; mean bytes from one "
+        "fetch of each photo.",
+        "",
+        "## Participants",
+        "",
+        *[f"- **{k}**: {v}" for k, v in run.versions.items()],
+        "",
+        "## Results",
+        "",
+        results_table(run.cells),
+        "",
+        "## Ratios",
+        "",
+        ratio_table(run.cells, [w.name for w in WORKLOADS], run.connections),
+        "",
+        "## Targets",
+        "",
+        targets_table(evaluate_targets(run.cells, run.connections, hit_workload=HIT.name,
+                                       cold_workloads=cold_names, soak=run.soak)),
+    ]
+    if run.soak is not None:
+        sections += ["", f"## Soak: ours, cold, {run.soak.seconds:.0f} s, 8 connections, "
+                         f"{run.soak.per_second:.1f} req/s, {run.soak.failed} failed", "", soak_table(run.soak)]
+    if run.skipped:
+        sections += ["", "## Skipped", "", *[f"- {k}: {v}" for k, v in run.skipped.items()]]
+    if run.warnings:
+        sections += ["", "## Output checks that failed", "", *[f"- {w}" for w in run.warnings]]
+    return "\n".join(sections) + "\n"
+
+
+# ---- command line -----------------------------------------------------------------------------
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.compare", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: 5 s cells, 8 connections only, 4 photos (a minute or two)")
+    parser.add_argument("--duration", type=float, default=None,
+                        help="seconds of load per cell (default 30; 5 with --quick)")
+    parser.add_argument("--connections", type=lambda s: [int(x) for x in s.split(",")], default=None,
+                        help="comma-separated connection counts (default 8,32; 8 with --quick)")
+    parser.add_argument("--workers", type=int, default=2, help="IMGPRO_WORKERS for our server (default 2)")
+    parser.add_argument("--participants", type=lambda s: s.split(","), default=list(ALL_PARTICIPANTS),
+                        help=f"comma-separated subset of {','.join(ALL_PARTICIPANTS)}")
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE,
+                        help=f"where peers are installed (default {DEFAULT_CACHE})")
+    parser.add_argument("--soak", type=float, default=0, metavar="SECONDS",
+                        help="also run our server under cold load this long and report RSS growth")
+    parser.add_argument("--soak-only", action="store_true", help="run only the soak")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results" / "compare.md")
+    parser.add_argument("--docs-copy", type=Path, default=None,
+                        help="also write the markdown here (default docs/bench-compare.md for a full run)")
+    args = parser.parse_args(argv)
+    args.duration = args.duration or (5.0 if args.quick else 30.0)
+    args.connections = args.connections or ([8] if args.quick else [8, 32])
+    unknown = set(args.participants) - set(ALL_PARTICIPANTS)
+    if unknown:
+        parser.error(f"unknown participants: {', '.join(sorted(unknown))}")
+    if args.docs_copy is None and not args.quick and not args.soak_only:
+        args.docs_copy = REPO_ROOT / "docs" / "bench-compare.md"
+    if args.soak_only and not args.soak:
+        parser.error("--soak-only needs --soak SECONDS")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = dt.datetime.now(dt.UTC)
+    host_before = host_line()
+    photos = load_photos(args.corpus)
+    if args.quick:
+        photos = photos[::3]
+    copies = max(2, math.ceil(4 * max(args.connections) / len(photos)))
+    with tempfile.TemporaryDirectory(prefix="imgpro-bench-") as tmp:
+        run = Run(args, photos, rotation(photos, copies), Path(tmp))
+        prepare_layout(run.root, run.served)
+        if not args.soak_only:
+            compare(run)
+        if args.soak:
+            soak(run, args.soak)
+        command = "python -m bench.compare " + shlex.join(argv if argv is not None else sys.argv[1:])
+        report = render_report(run, command.strip(), started, host_before)
+    print()
+    print(report)
+    for path in filter(None, (args.out, args.docs_copy)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(report)
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

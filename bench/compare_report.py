@@ -1,0 +1,239 @@
+"""Turn measured cells into the comparison tables, the ratios and the pass/fail of issue 2's targets.
+
+Pure functions over plain records, so the rules (which figure is compared with which, when a
+target holds) can be tested without running any server. The same markdown is printed to the
+terminal and written to the results file.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+OURS, IPX, THUMBOR, LIMIT, NGINX = "ours", "ipx", "thumbor", "in-process limit", "nginx"
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    """One measured (participant, workload, connections) combination."""
+
+    participant: str
+    workload: str
+    connections: int | None
+    """None for the in-process limit, which has threads, not connections."""
+    per_second: float
+    """Successful responses (renditions) per second."""
+    p50_ms: float
+    p99_ms: float
+    completed: int
+    failed: int
+    """Responses >= 400 plus socket errors (e.g. our 503 backpressure)."""
+    peak_rss: int
+    mean_bytes: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class TargetResult:
+    name: str
+    status: str
+    """PASS, FAIL or n/a (a participant needed for it was not measured)."""
+    detail: str
+
+
+@dataclass
+class SoakResult:
+    seconds: float
+    per_second: float
+    failed: int
+    samples: list[tuple[float, int]] = field(default_factory=list)
+
+    def windows(self) -> tuple[float, float]:
+        """Median RSS of the second fifth of the run (after warm-up) and of the last fifth."""
+        span = self.samples[-1][0] if self.samples else 0.0
+        early = [r for t, r in self.samples if span * 0.2 <= t < span * 0.4]
+        late = [r for t, r in self.samples if t >= span * 0.8]
+        if not early or not late:
+            return 0.0, 0.0
+        return statistics.median(early), statistics.median(late)
+
+    @property
+    def growth(self) -> float:
+        """Late over early median RSS, minus 1 (0.03 = 3 % growth)."""
+        early, late = self.windows()
+        return late / early - 1 if early else 0.0
+
+
+SOAK_GROWTH_LIMIT = 0.05
+"""Growth up to 5 % between the early and late windows counts as "no growth" (noise, lazily
+grown pools); a leak shows as steady growth well past that over five minutes."""
+
+
+def find(cells: Iterable[Cell], participant: str, workload: str, connections: int | None) -> Cell | None:
+    for cell in cells:
+        if (cell.participant, cell.workload, cell.connections) == (participant, workload, connections):
+            return cell
+    return None
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def _fmt_ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def _mb(value: int) -> str:
+    return f"{value / 2**20:.0f}" if value else "-"
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def results_table(cells: Sequence[Cell]) -> str:
+    rows = []
+    for c in cells:
+        rows.append([
+            c.workload, c.participant, "-" if c.connections is None else str(c.connections),
+            f"{c.per_second:.1f}", f"{c.p50_ms:.0f}", f"{c.p99_ms:.0f}", str(c.completed),
+            str(c.failed), _mb(c.peak_rss),
+            "-" if c.mean_bytes is None else f"{c.mean_bytes:,.0f}",
+        ])
+    return markdown_table(
+        ["workload", "participant", "conns", "req/s", "p50 ms", "p99 ms", "ok", "failed",
+         "peak RSS MB", "mean bytes"], rows)
+
+
+def ratio_table(cells: Sequence[Cell], workloads: Sequence[str], connections: Sequence[int]) -> str:
+    """Ours over each reference, per workload and connection count (req/s, and bytes, RSS vs ipx)."""
+    rows = []
+    for workload in workloads:
+        limit = find(cells, LIMIT, workload, None)
+        for conns in connections:
+            ours = find(cells, OURS, workload, conns)
+            if ours is None:
+                continue
+            ipx = find(cells, IPX, workload, conns)
+            thumbor = find(cells, THUMBOR, workload, conns)
+            nginx = find(cells, NGINX, workload, conns)
+            rows.append([
+                workload, str(conns),
+                _fmt_ratio(_ratio(ours.per_second, ipx and ipx.per_second)),
+                _fmt_ratio(_ratio(ours.per_second, thumbor and thumbor.per_second)),
+                _fmt_ratio(_ratio(ours.per_second, limit and limit.per_second)),
+                _fmt_ratio(_ratio(ours.per_second, nginx and nginx.per_second)),
+                _fmt_ratio(_ratio(ours.mean_bytes, ipx and ipx.mean_bytes)),
+                _fmt_ratio(_ratio(ours.peak_rss, ipx and ipx.peak_rss)),
+            ])
+    return markdown_table(
+        ["workload", "conns", "req/s ours/ipx", "ours/thumbor", "ours/in-process limit",
+         "ours-hits/nginx", "bytes ours/ipx", "peak RSS ours/ipx"], rows)
+
+
+def _speed_and_bytes(cells: Sequence[Cell], workload: str, connections: Sequence[int],
+                     min_speed: float, max_bytes: float) -> TargetResult:
+    name = (f"{workload} cold >= {min_speed}x ipx req/s with mean bytes <= {max_bytes}x ipx "
+            f"(at every connection count)")
+    parts, ok = [], True
+    for conns in connections:
+        ours, ipx = find(cells, OURS, workload, conns), find(cells, IPX, workload, conns)
+        speed = _ratio(ours and ours.per_second, ipx and ipx.per_second)
+        size = _ratio(ours and ours.mean_bytes, ipx and ipx.mean_bytes)
+        if speed is None or size is None:
+            return TargetResult(name, "n/a", f"ours or ipx not measured at {conns} connections")
+        ok = ok and speed >= min_speed and size <= max_bytes
+        parts.append(f"c{conns}: {speed:.2f}x req/s, {size:.2f}x bytes")
+    return TargetResult(name, "PASS" if ok else "FAIL", "; ".join(parts))
+
+
+def _vs_limit(cells: Sequence[Cell], workloads: Sequence[str], connections: Sequence[int]) -> TargetResult:
+    name = f"{' and '.join(workloads)} cold >= 0.9x the in-process limit (at every connection count)"
+    parts, ok = [], True
+    for workload in workloads:
+        limit = find(cells, LIMIT, workload, None)
+        for conns in connections:
+            ours = find(cells, OURS, workload, conns)
+            ratio = _ratio(ours and ours.per_second, limit and limit.per_second)
+            if ratio is None:
+                return TargetResult(name, "n/a", f"ours or the limit not measured for {workload}")
+            ok = ok and ratio >= 0.9
+            parts.append(f"{workload} c{conns}: {ratio:.2f}x")
+    return TargetResult(name, "PASS" if ok else "FAIL", "; ".join(parts))
+
+
+def evaluate_targets(cells: Sequence[Cell], connections: Sequence[int], *, hit_workload: str,
+                     cold_workloads: Sequence[str], soak: SoakResult | None = None) -> list[TargetResult]:
+    """Issue 2's targets, each judged on this run's cells."""
+    results = [
+        _speed_and_bytes(cells, "m WebP", connections, 1.3, 1.05),
+        _speed_and_bytes(cells, "m JPEG", connections, 1.1, 1.0),
+        _vs_limit(cells, ["m WebP", "m JPEG"], connections),
+    ]
+
+    name = "l AVIF usable on a miss: ours p99 < 2 s at 8 connections"
+    avif = find(cells, OURS, "l AVIF", 8)
+    if avif is None or avif.completed == 0:
+        results.append(TargetResult(name, "n/a" if avif is None else "FAIL", "no completed response"))
+    else:
+        results.append(TargetResult(name, "PASS" if avif.p99_ms < 2000 else "FAIL",
+                                    f"p99 {avif.p99_ms:.0f} ms over {avif.completed} responses"))
+
+    name = "cache hits >= 0.25x nginx static req/s (at every connection count)"
+    parts, status = [], "PASS"
+    for conns in connections:
+        ratio = _ratio(*(c and c.per_second for c in (find(cells, OURS, hit_workload, conns),
+                                                        find(cells, NGINX, hit_workload, conns))))
+        if ratio is None:
+            status = "n/a"
+            parts.append(f"c{conns}: not measured")
+            break
+        if ratio < 0.25:
+            status = "FAIL"
+        parts.append(f"c{conns}: {ratio:.2f}x")
+    results.append(TargetResult(name, status, "; ".join(parts)))
+
+    name = "peak RSS under cold load <= 0.6x ipx's"
+    ours_peak = max((c.peak_rss for c in cells if c.participant == OURS and c.workload in cold_workloads),
+                    default=0)
+    ipx_peak = max((c.peak_rss for c in cells if c.participant == IPX and c.workload in cold_workloads),
+                   default=0)
+    ratio = _ratio(ours_peak or None, ipx_peak or None)
+    if ratio is None:
+        results.append(TargetResult(name, "n/a", "ours or ipx not measured under cold load"))
+    else:
+        results.append(TargetResult(name, "PASS" if ratio <= 0.6 else "FAIL",
+                                    f"ours {_mb(ours_peak)} MB vs ipx {_mb(ipx_peak)} MB = {ratio:.2f}x"))
+
+    name = "no RSS growth over a 5-minute cold run (--soak 300)"
+    if soak is None or not soak.samples:
+        results.append(TargetResult(name, "n/a", "not run (add --soak 300)"))
+    else:
+        early, late = soak.windows()
+        status = "PASS" if soak.growth <= SOAK_GROWTH_LIMIT and soak.seconds >= 300 else "FAIL"
+        if soak.seconds < 300 and soak.growth <= SOAK_GROWTH_LIMIT:
+            status = "n/a"
+        results.append(TargetResult(
+            name, status,
+            f"{soak.seconds:.0f} s: median RSS {early / 2**20:.0f} MB early -> {late / 2**20:.0f} MB late "
+            f"({soak.growth * 100:+.1f} %, limit +{SOAK_GROWTH_LIMIT * 100:.0f} %)"))
+    return results
+
+
+def targets_table(targets: Sequence[TargetResult]) -> str:
+    return markdown_table(["target (issue 2)", "result", "measured"],
+                          [[t.name, t.status, t.detail] for t in targets])
+
+
+def soak_table(soak: SoakResult, every: float = 30.0) -> str:
+    rows, next_t = [], 0.0
+    for t, rss in soak.samples:
+        if t >= next_t:
+            rows.append([f"{t:.0f}", _mb(rss)])
+            next_t = t + every
+    return markdown_table(["seconds", "RSS MB (process tree)"], rows)

@@ -1,0 +1,120 @@
+"""The in-process libvips limit: what this machine can render with no HTTP, no cache, no server.
+
+Originals are held in memory; a ThreadPoolExecutor with one thread per core runs pyvips
+``thumbnail_buffer`` (shrink-on-load, short edge = target, never enlarge) then
+``write_to_buffer`` with the encoder settings our server uses, for a fixed time. Its renditions
+per second are the ceiling our server is compared with ("ours / in-process limit").
+
+Run by ``bench/compare.py`` as a child process (``python -m bench.inprocess_limit ...``) so its
+peak RSS is measured the same way as a server's and its libvips state is fresh; prints one JSON
+line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pyvips
+
+from bench.workloads import Photo, load_photos
+from transformer import SHORT_EDGE
+
+# ---- LOCAL COPY of our encoder settings -------------------------------------------------------
+# TODO(bench): replace with the transformer module that defines them once it is on main
+# (helper "ops" owns the encoder settings). Until then this is a clearly-marked stand-in so the
+# limit can be measured at all; the report prints which source was used.
+LOCAL_ENCODER_OPTIONS: dict[str, dict[str, Any]] = {
+    "jpeg": {"Q": 80, "optimize_coding": True, "subsample_mode": "on", "keep": "none"},
+    "webp": {"Q": 80, "effort": 4, "keep": "none"},
+    "avif": {"Q": 80, "effort": 0, "keep": "none"},
+    "png": {"compression": 6, "keep": "none"},
+}
+ENCODER_SOURCE = "bench/inprocess_limit.py LOCAL_ENCODER_OPTIONS (stand-in)"
+
+
+def encoder_options(fmt: str) -> dict[str, Any]:
+    return dict(LOCAL_ENCODER_OPTIONS[fmt])
+
+
+def render(data: bytes, photo: Photo, target: int, fmt: str, options: dict[str, Any]) -> bytes:
+    """One rendition: shrink-on-load to the short-edge target, then encode."""
+    big = 10_000_000
+    width, height = (big, target) if photo.landscape else (target, big)
+    image = pyvips.Image.thumbnail_buffer(data, width, height=height, size="down")
+    return bytes(image.write_to_buffer(f".{fmt}", **options))
+
+
+def measure(photos: list[Photo], size: str, fmt: str, seconds: float, threads: int) -> dict[str, Any]:
+    """Keep ``threads`` workers rendering the rotation for ``seconds``; latencies per rendition."""
+    originals = [p.path.read_bytes() for p in photos]
+    options = encoder_options(fmt)
+    target = SHORT_EDGE[size]  # type: ignore[index]
+    sizes = [len(render(originals[i], p, target, fmt, options)) for i, p in enumerate(photos)]
+
+    lock = threading.Lock()
+    counter = iter(range(10**12))
+    latencies: list[float] = []
+    deadline = time.monotonic() + seconds
+
+    def worker() -> None:
+        while time.monotonic() < deadline:
+            with lock:
+                i = next(counter) % len(photos)
+            t0 = time.perf_counter()
+            render(originals[i], photos[i], target, fmt, options)
+            elapsed = time.perf_counter() - t0
+            with lock:
+                latencies.append(elapsed)
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for future in [pool.submit(worker) for _ in range(threads)]:
+            future.result()
+    wall = time.monotonic() - started
+    cuts = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
+    return {
+        "renditions": len(latencies),
+        "seconds": wall,
+        "per_second": len(latencies) / wall,
+        "p50_ms": cuts[49] * 1000,
+        "p99_ms": cuts[98] * 1000,
+        "mean_bytes": statistics.fmean(sizes),
+        "threads": threads,
+        "vips_concurrency": pyvips.concurrency_get(),
+        "encoder": {"source": ENCODER_SOURCE, "options": options},
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--corpus", type=Path, required=True)
+    parser.add_argument("--size", choices=sorted(SHORT_EDGE), required=True)
+    parser.add_argument("--fmt", choices=sorted(LOCAL_ENCODER_OPTIONS), required=True)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--photos", type=int, default=0, help="use only the first N photos (0 = all)")
+    parser.add_argument("--vips-threads", type=int, default=1,
+                        help="libvips threads per operation (concurrency_set)")
+    args = parser.parse_args(argv)
+    pyvips.cache_set_max(0)
+    pyvips.concurrency_set(args.vips_threads)
+    photos = load_photos(args.corpus)
+    if args.photos:
+        photos = photos[: args.photos]
+    result = measure(photos, args.size, args.fmt, args.seconds, args.threads)
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
