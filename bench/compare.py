@@ -48,7 +48,7 @@ from bench.compare_report import (
     soak_table,
     targets_table,
 )
-from bench.inprocess_limit import ENCODER_SOURCE, encoder_options, render
+from bench.inprocess_limit import encoder_options, render
 from bench.process_memory import RssSampler
 from bench.server_process import ServerFailed, ServerSpec, start
 from bench.workloads import (
@@ -102,6 +102,7 @@ class Run:
 
 # ---- layout on disk ---------------------------------------------------------------------------
 
+
 def prepare_layout(root: Path, served: list[Served]) -> None:
     """Originals for ours (``data/originals/<team>/<uid>``), files for ipx/thumbor, nginx's www."""
     originals = root / "data" / "originals" / TEAM
@@ -116,33 +117,48 @@ def prepare_layout(root: Path, served: list[Served]) -> None:
 
 # ---- one participant, one workload ------------------------------------------------------------
 
+
 def fetch_all(base_url: str, paths: Sequence[str], workers: int) -> list[bytes]:
     """Each path once (a few at a time); any non-200 or non-image answer breaks the participant."""
+
     def one(client: httpx.Client, path: str) -> bytes:
         response = client.get(base_url + path)
         kind = response.headers.get("content-type", "")
         if response.status_code != 200 or not kind.startswith("image/"):
-            raise ParticipantBroken(f"GET {path} -> {response.status_code} {kind}: {response.text[:200]!r}")
+            raise ParticipantBroken(
+                f"GET {path} -> {response.status_code} {kind}: {response.text[:200]!r}"
+            )
         return response.content
 
     with httpx.Client(timeout=600) as client, ThreadPoolExecutor(workers) as pool:
         return list(pool.map(lambda p: one(client, p), paths))
 
 
-def check_renditions(run: Run, who: str, workload: Workload, photos: Sequence[Photo],
-                     bodies: Sequence[bytes]) -> None:
+def check_renditions(
+    run: Run, who: str, workload: Workload, photos: Sequence[Photo], bodies: Sequence[bytes]
+) -> None:
     """Warn when a participant's output is not the asked-for geometry and format."""
-    loader = {"jpeg": "jpegload", "webp": "webpload", "avif": "heifload", "png": "pngload"}[workload.fmt]
+    loader = {"jpeg": "jpegload", "webp": "webpload", "avif": "heifload", "png": "pngload"}[
+        workload.fmt
+    ]
     for photo, body in zip(photos, bodies, strict=True):
         image = pyvips.Image.new_from_buffer(body, "")
         want = output_size(photo, workload.target)
         got = (image.width, image.height)
-        if abs(got[0] - want[0]) > 1 or abs(got[1] - want[1]) > 1 or not image.get("vips-loader").startswith(loader):
-            run.warnings.append(f"{who} {workload.name} {photo.stem}: got {got} {image.get('vips-loader')}, "
-                                f"want {want} {workload.fmt}")
+        if (
+            abs(got[0] - want[0]) > 1
+            or abs(got[1] - want[1]) > 1
+            or not image.get("vips-loader").startswith(loader)
+        ):
+            run.warnings.append(
+                f"{who} {workload.name} {photo.stem}: got {got} {image.get('vips-loader')}, "
+                f"want {want} {workload.fmt}"
+            )
 
 
-def measure_http(run: Run, who: str, workload: Workload, make_spec: Callable[[], ServerSpec]) -> None:
+def measure_http(
+    run: Run, who: str, workload: Workload, make_spec: Callable[[], ServerSpec]
+) -> None:
     """A fresh server per connection count; mean bytes from one fetch of each photo first."""
     build = PATH_BUILDERS[who]
     if workload.kind == "hit":
@@ -172,26 +188,63 @@ def measure_http(run: Run, who: str, workload: Workload, make_spec: Callable[[],
             return
         cell = _cell(label, workload, conns, load, rss.peak, mean_bytes)
         run.cells.append(cell)
-        print(f"{cell.per_second:8.1f} req/s  p50 {cell.p50_ms:6.0f} ms  p99 {cell.p99_ms:6.0f} ms  "
-              f"RSS {cell.peak_rss / 2**20:5.0f} MB  failed {cell.failed}", flush=True)
+        print(
+            f"{cell.per_second:8.1f} req/s  p50 {cell.p50_ms:6.0f} ms  p99 {cell.p99_ms:6.0f} ms  "
+            f"RSS {cell.peak_rss / 2**20:5.0f} MB  failed {cell.failed}",
+            flush=True,
+        )
 
 
-def _cell(label: str, workload: Workload, conns: int, load: LoadResult, peak: int,
-          mean_bytes: float | None) -> Cell:
-    return Cell(label, workload.name, conns, load.ok_per_second, load.p50_ms, load.p99_ms, load.ok,
-                load.non_2xx + load.socket_errors, peak, mean_bytes)
+def _cell(
+    label: str,
+    workload: Workload,
+    conns: int,
+    load: LoadResult,
+    peak: int,
+    mean_bytes: float | None,
+) -> Cell:
+    return Cell(
+        label,
+        workload.name,
+        conns,
+        load.ok_per_second,
+        load.p50_ms,
+        load.p99_ms,
+        load.ok,
+        load.non_2xx + load.socket_errors,
+        peak,
+        mean_bytes,
+    )
 
 
 def measure_limit(run: Run, workload: Workload) -> None:
     """The in-process limit as a child process (its own RSS, a fresh libvips)."""
-    cmd = [sys.executable, "-m", "bench.inprocess_limit", "--corpus", str(run.args.corpus),
-           "--size", workload.size, "--fmt", workload.fmt, "--seconds", str(run.args.duration),
-           "--threads", str(os.cpu_count() or 1)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.inprocess_limit",
+        "--corpus",
+        str(run.args.corpus),
+        "--size",
+        workload.size,
+        "--fmt",
+        workload.fmt,
+        "--seconds",
+        str(run.args.duration),
+        "--threads",
+        str(os.cpu_count() or 1),
+    ]
     if run.args.quick:
         cmd += ["--photos", str(len(run.photos))]
     print(f"  {workload.name:11} {LIMIT:8} {'':4} ", end="", flush=True)
-    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     with RssSampler(proc.pid) as rss:
         out, err = proc.communicate()
     if proc.returncode != 0:
@@ -201,14 +254,29 @@ def measure_limit(run: Run, workload: Workload) -> None:
     raw = json.loads(out.strip().splitlines()[-1])
     run.versions["encoder settings"] = f"{raw['encoder']['source']}"
     run.versions[f"encoder {workload.fmt}"] = json.dumps(raw["encoder"]["options"])
-    cell = Cell(LIMIT, workload.name, None, raw["per_second"], raw["p50_ms"], raw["p99_ms"],
-                raw["renditions"], 0, rss.peak, raw["mean_bytes"])
+    cell = Cell(
+        LIMIT,
+        workload.name,
+        None,
+        raw["per_second"],
+        raw["p50_ms"],
+        raw["p99_ms"],
+        raw["renditions"],
+        0,
+        rss.peak,
+        raw["mean_bytes"],
+    )
     run.cells.append(cell)
-    print(f"{cell.per_second:8.1f} renditions/s  p50 {cell.p50_ms:6.0f} ms  p99 {cell.p99_ms:6.0f} ms  "
-          f"RSS {cell.peak_rss / 2**20:5.0f} MB", flush=True)
+    print(
+        f"{cell.per_second:8.1f} renditions/s  p50 {cell.p50_ms:6.0f} ms  "
+        f"p99 {cell.p99_ms:6.0f} ms  "
+        f"RSS {cell.peak_rss / 2**20:5.0f} MB",
+        flush=True,
+    )
 
 
 # ---- participants -----------------------------------------------------------------------------
+
 
 def peer_specs(run: Run) -> dict[str, Callable[[], ServerSpec]]:
     """Spec factories of the HTTP participants that can run here; records why others cannot."""
@@ -219,14 +287,20 @@ def peer_specs(run: Run) -> dict[str, Callable[[], ServerSpec]]:
     work.mkdir(exist_ok=True)
     if "ours" in wanted:
         specs["ours"] = lambda: participants.ours_spec(data, workers=run.args.workers, caches=False)
-        specs["ours-hits"] = lambda: participants.ours_spec(data, workers=run.args.workers, caches=True)
-        run.versions["ours"] = (f"imgpro `python -m api serve --role cdn`, IMGPRO_WORKERS={run.args.workers}, "
-                                f"libvips {pyvips.version(0)}.{pyvips.version(1)}.{pyvips.version(2)}; "
-                                "cold: IMGPRO_MEMORY_CACHE_MB=0 IMGPRO_DISK_CACHE_MB=0; hits: default caches")
+        specs["ours-hits"] = lambda: participants.ours_spec(
+            data, workers=run.args.workers, caches=True
+        )
+        run.versions["ours"] = (
+            f"imgpro `python -m api serve --role cdn`, IMGPRO_WORKERS={run.args.workers}, "
+            f"libvips {pyvips.version(0)}.{pyvips.version(1)}.{pyvips.version(2)}; "
+            "cold: IMGPRO_MEMORY_CACHE_MB=0 IMGPRO_DISK_CACHE_MB=0; hits: default caches"
+        )
     if "ipx" in wanted:
         try:
             ipx_dir = participants.ensure_ipx(run.args.cache_dir)
-            run.versions["ipx"] = participants.PEER_DEFAULTS["ipx"].format(**participants.ipx_versions(ipx_dir))
+            run.versions["ipx"] = participants.PEER_DEFAULTS["ipx"].format(
+                **participants.ipx_versions(ipx_dir)
+            )
             specs["ipx"] = lambda: participants.ipx_spec(ipx_dir, files)
         except participants.PeerUnavailable as exc:
             run.skip(IPX, str(exc))
@@ -234,13 +308,16 @@ def peer_specs(run: Run) -> dict[str, Callable[[], ServerSpec]]:
         try:
             venv = participants.ensure_thumbor(run.args.cache_dir)
             run.versions["thumbor"] = participants.PEER_DEFAULTS["thumbor"].format(
-                **participants.thumbor_versions(venv))
+                **participants.thumbor_versions(venv)
+            )
             specs["thumbor"] = lambda: participants.thumbor_spec(venv, files, work)
         except participants.PeerUnavailable as exc:
             run.skip(THUMBOR, str(exc))
     if "nginx" in wanted:
         try:
-            run.versions["nginx"] = participants.PEER_DEFAULTS["nginx"].format(nginx=participants.nginx_version())
+            run.versions["nginx"] = participants.PEER_DEFAULTS["nginx"].format(
+                nginx=participants.nginx_version()
+            )
             specs["nginx"] = lambda: participants.nginx_spec(www, work)
         except participants.PeerUnavailable as exc:
             run.skip(NGINX, str(exc))
@@ -254,14 +331,20 @@ def prerender_hit(run: Run) -> None:
     (run.root / "www" / PATH_BUILDERS["nginx"](s, HIT).lstrip("/")).write_bytes(body)
 
 
+def wrk_version(wrk: str) -> str:
+    out = subprocess.run([wrk, "-v"], capture_output=True, text=True, check=False).stdout
+    return out.split(" Copyright")[0].strip()
+
+
 def compare(run: Run) -> None:
     specs: dict[str, Callable[[], ServerSpec]] = {}
     try:
         wrk = wrk_binary()
         run.versions["load generator"] = (
-            f"{subprocess.run([wrk, '-v'], capture_output=True, text=True).stdout.splitlines()[0]}, "
+            f"{wrk_version(wrk)}, "
             f"1 thread (fewer than the {os.cpu_count()} cores, so it does not starve the servers), "
-            "Lua rotation over the URLs, fresh server per cell")
+            "Lua rotation over the URLs, fresh server per cell"
+        )
         specs = peer_specs(run)
     except WrkMissing as exc:
         run.skip("all HTTP participants", str(exc))
@@ -282,7 +365,7 @@ def compare(run: Run) -> None:
 
 
 def soak(run: Run, seconds: float) -> None:
-    """Our server under cold load (all three cold workloads rotating, 8 connections), RSS every 5 s."""
+    """Our server under cold load (the three cold workloads, 8 connections), RSS every 5 s."""
     print(f"soak: ours, cold, {seconds:.0f} s at 8 connections", flush=True)
     paths = [PATH_BUILDERS["ours"](s, w) for s in run.served for w in COLD]
     spec = participants.ours_spec(run.root / "data", workers=run.args.workers, caches=False)
@@ -294,13 +377,19 @@ def soak(run: Run, seconds: float) -> None:
     except (ServerFailed, ParticipantBroken, RuntimeError, httpx.HTTPError) as exc:
         run.skip("soak", str(exc).strip()[:600])
         return
-    run.soak = SoakResult(load.seconds, load.ok_per_second, load.non_2xx + load.socket_errors, rss.samples)
+    run.soak = SoakResult(
+        load.seconds, load.ok_per_second, load.non_2xx + load.socket_errors, rss.samples
+    )
     early, late = run.soak.windows()
-    print(f"  {load.ok_per_second:.1f} req/s, RSS {early / 2**20:.0f} MB -> {late / 2**20:.0f} MB "
-          f"({run.soak.growth * 100:+.1f} %)", flush=True)
+    print(
+        f"  {load.ok_per_second:.1f} req/s, RSS {early / 2**20:.0f} MB -> {late / 2**20:.0f} MB "
+        f"({run.soak.growth * 100:+.1f} %)",
+        flush=True,
+    )
 
 
 # ---- report -----------------------------------------------------------------------------------
+
 
 def host_line() -> str:
     model = "unknown CPU"
@@ -312,7 +401,10 @@ def host_line() -> str:
     except OSError:
         pass
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    return f"{platform.node()}: {os.cpu_count()} cores ({model}), Linux {platform.release()}, load average {load}"
+    return (
+        f"{platform.node()}: {os.cpu_count()} cores ({model}), Linux {platform.release()}, "
+        f"load average {load}"
+    )
 
 
 def render_report(run: Run, command: str, started: dt.datetime, host_before: str) -> str:
@@ -320,15 +412,18 @@ def render_report(run: Run, command: str, started: dt.datetime, host_before: str
     sections = [
         "# Side-by-side benchmark: imgpro CDN origin vs in-process libvips, ipx, thumbor, nginx",
         "",
-        f"- date: {started:%Y-%m-%d %H:%M} UTC{' (QUICK smoke run: short cells, fewer photos)' if run.args.quick else ''}",
+        f"- date: {started:%Y-%m-%d %H:%M} UTC"
+        + (" (QUICK smoke run: short cells, fewer photos)" if run.args.quick else ""),
         f"- command: `{command}`",
         f"- host at start: {host_before}",
         f"- host at end: {host_line()}",
-        f"- corpus: {len(run.photos)} photos from {run.args.corpus}, served as {len(run.served)} names "
-        f"(copies, so that concurrent requests are distinct cold misses); {run.args.duration:g} s per cell; "
+        f"- corpus: {len(run.photos)} photos from {run.args.corpus}, served as "
+        f"{len(run.served)} names (copies, so that concurrent requests are distinct cold misses); "
+        f"{run.args.duration:g} s per cell; "
         f"connections {', '.join(map(str, run.connections))}",
         "- req/s counts successful (2xx) responses only; p50/p99 are wrk's over all responses; "
-        "peak RSS is the sum over the server's process tree, sampled every 0.25 s; mean bytes from one "
+        "peak RSS is the sum over the server's process tree, sampled every 0.25 s; mean bytes "
+        "from one "
         "fetch of each photo.",
         "",
         "## Participants",
@@ -345,12 +440,24 @@ def render_report(run: Run, command: str, started: dt.datetime, host_before: str
         "",
         "## Targets",
         "",
-        targets_table(evaluate_targets(run.cells, run.connections, hit_workload=HIT.name,
-                                       cold_workloads=cold_names, soak=run.soak)),
+        targets_table(
+            evaluate_targets(
+                run.cells,
+                run.connections,
+                hit_workload=HIT.name,
+                cold_workloads=cold_names,
+                soak=run.soak,
+            )
+        ),
     ]
     if run.soak is not None:
-        sections += ["", f"## Soak: ours, cold, {run.soak.seconds:.0f} s, 8 connections, "
-                         f"{run.soak.per_second:.1f} req/s, {run.soak.failed} failed", "", soak_table(run.soak)]
+        sections += [
+            "",
+            f"## Soak: ours, cold, {run.soak.seconds:.0f} s, 8 connections, "
+            f"{run.soak.per_second:.1f} req/s, {run.soak.failed} failed",
+            "",
+            soak_table(run.soak),
+        ]
     if run.skipped:
         sections += ["", "## Skipped", "", *[f"- {k}: {v}" for k, v in run.skipped.items()]]
     if run.warnings:
@@ -360,27 +467,61 @@ def render_report(run: Run, command: str, started: dt.datetime, host_before: str
 
 # ---- command line -----------------------------------------------------------------------------
 
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.compare", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 5 s cells, 8 connections only, 4 photos (a minute or two)")
-    parser.add_argument("--duration", type=float, default=None,
-                        help="seconds of load per cell (default 30; 5 with --quick)")
-    parser.add_argument("--connections", type=lambda s: [int(x) for x in s.split(",")], default=None,
-                        help="comma-separated connection counts (default 8,32; 8 with --quick)")
-    parser.add_argument("--workers", type=int, default=2, help="IMGPRO_WORKERS for our server (default 2)")
-    parser.add_argument("--participants", type=lambda s: s.split(","), default=list(ALL_PARTICIPANTS),
-                        help=f"comma-separated subset of {','.join(ALL_PARTICIPANTS)}")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.compare",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: 5 s cells, 8 connections only, 4 photos (a minute or two)",
+    )
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="seconds of load per cell (default 30; 5 with --quick)",
+    )
+    parser.add_argument(
+        "--connections",
+        type=lambda s: [int(x) for x in s.split(",")],
+        default=None,
+        help="comma-separated connection counts (default 8,32; 8 with --quick)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=2, help="IMGPRO_WORKERS for our server (default 2)"
+    )
+    parser.add_argument(
+        "--participants",
+        type=lambda s: s.split(","),
+        default=list(ALL_PARTICIPANTS),
+        help=f"comma-separated subset of {','.join(ALL_PARTICIPANTS)}",
+    )
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
-    parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE,
-                        help=f"where peers are installed (default {DEFAULT_CACHE})")
-    parser.add_argument("--soak", type=float, default=0, metavar="SECONDS",
-                        help="also run our server under cold load this long and report RSS growth")
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=DEFAULT_CACHE,
+        help=f"where peers are installed (default {DEFAULT_CACHE})",
+    )
+    parser.add_argument(
+        "--soak",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="also run our server under cold load this long and report RSS growth",
+    )
     parser.add_argument("--soak-only", action="store_true", help="run only the soak")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results" / "compare.md")
-    parser.add_argument("--docs-copy", type=Path, default=None,
-                        help="also write the markdown here (default docs/bench-compare.md for a full run)")
+    parser.add_argument(
+        "--docs-copy",
+        type=Path,
+        default=None,
+        help="also write the markdown here (default docs/bench-compare.md for a full run)",
+    )
     args = parser.parse_args(argv)
     args.duration = args.duration or (5.0 if args.quick else 30.0)
     args.connections = args.connections or ([8] if args.quick else [8, 32])
@@ -409,7 +550,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             compare(run)
         if args.soak:
             soak(run, args.soak)
-        command = "python -m bench.compare " + shlex.join(argv if argv is not None else sys.argv[1:])
+        command = "python -m bench.compare " + shlex.join(
+            argv if argv is not None else sys.argv[1:]
+        )
         report = render_report(run, command.strip(), started, host_before)
     print()
     print(report)

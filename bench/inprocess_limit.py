@@ -54,7 +54,9 @@ def render(data: bytes, photo: Photo, target: int, fmt: str, options: dict[str, 
     return bytes(image.write_to_buffer(f".{fmt}", **options))
 
 
-def measure(photos: list[Photo], size: str, fmt: str, seconds: float, threads: int) -> dict[str, Any]:
+def measure(
+    photos: list[Photo], size: str, fmt: str, seconds: float, threads: int
+) -> dict[str, Any]:
     """Keep ``threads`` workers rendering the rotation for ``seconds``; latencies per rendition."""
     originals = [p.path.read_bytes() for p in photos]
     options = encoder_options(fmt)
@@ -102,9 +104,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fmt", choices=sorted(LOCAL_ENCODER_OPTIONS), required=True)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--photos", type=int, default=0, help="use only the first N photos (0 = all)")
-    parser.add_argument("--vips-threads", type=int, default=1,
-                        help="libvips threads per operation (concurrency_set)")
+    parser.add_argument(
+        "--photos", type=int, default=0, help="use only the first N photos (0 = all)"
+    )
+    parser.add_argument(
+        "--vips-threads",
+        type=int,
+        default=1,
+        help="libvips threads per operation (concurrency_set)",
+    )
     args = parser.parse_args(argv)
     pyvips.cache_set_max(0)
     pyvips.concurrency_set(args.vips_threads)

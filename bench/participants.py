@@ -38,7 +38,7 @@ PEER_DEFAULTS = {
         "progressive + optimize (libjpeg-turbo), WebP method 4, AVIF via Pillow's libavif at its "
         "default speed 6, RESPECT_ORIENTATION False, EXIF dropped."
     ),
-    "nginx": "nginx {nginx}, worker_processes auto, sendfile on, access_log off, pre-rendered files.",
+    "nginx": "nginx {nginx}, worker_processes auto, sendfile on, no access log, pre-rendered file.",
 }
 
 
@@ -47,13 +47,18 @@ class PeerUnavailable(RuntimeError):
 
 
 def _run(cmd: list[str], cwd: Path | None = None, timeout: float = 900) -> str:
-    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
+    done = subprocess.run(
+        cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+    )
     if done.returncode != 0:
-        raise PeerUnavailable(f"`{' '.join(cmd)}` failed: {(done.stderr or done.stdout).strip()[-800:]}")
+        raise PeerUnavailable(
+            f"`{' '.join(cmd)}` failed: {(done.stderr or done.stdout).strip()[-800:]}"
+        )
     return done.stdout.strip()
 
 
 # ---- ours -------------------------------------------------------------------------------------
+
 
 def ours_spec(data_dir: Path, *, workers: int, caches: bool) -> ServerSpec:
     """``python -m api serve --role cdn``; caches off means every request is a full transform."""
@@ -68,34 +73,56 @@ def ours_spec(data_dir: Path, *, workers: int, caches: bool) -> ServerSpec:
     return ServerSpec(
         name=f"ours-{'hits' if caches else 'cold'}-w{workers}",
         cmd=[sys.executable, "-m", "api", "serve", "--role", "cdn", "--port", "0"],
-        cwd=REPO_ROOT, env=env, ready_path="/healthz",
+        cwd=REPO_ROOT,
+        env=env,
+        ready_path="/healthz",
     )
 
 
 # ---- ipx --------------------------------------------------------------------------------------
 
+
 def ensure_ipx(cache_dir: Path) -> Path:
     """``npm install ipx`` into ``cache_dir/ipx`` once; returns that folder."""
     if not shutil.which("node") or not shutil.which("npm"):
-        raise PeerUnavailable("ipx skipped: node and npm not found (Debian: `apt-get install -y nodejs npm`)")
+        raise PeerUnavailable(
+            "ipx skipped: node and npm not found (Debian: `apt-get install -y nodejs npm`)"
+        )
     folder = cache_dir / "ipx"
     if not (folder / "node_modules" / "ipx" / "package.json").exists():
         folder.mkdir(parents=True, exist_ok=True)
         print(f"installing ipx@{IPX_VERSION} into {folder} ...", flush=True)
-        _run(["npm", "install", "--no-audit", "--no-fund", "--prefix", str(folder), f"ipx@{IPX_VERSION}"])
+        _run(
+            [
+                "npm",
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--prefix",
+                str(folder),
+                f"ipx@{IPX_VERSION}",
+            ]
+        )
     shutil.copy(IPX_SERVER_SCRIPT, folder / IPX_SERVER_SCRIPT.name)
     return folder
 
 
 def ipx_spec(ipx_dir: Path, files_dir: Path) -> ServerSpec:
-    return ServerSpec("ipx", ["node", IPX_SERVER_SCRIPT.name, str(files_dir)], cwd=ipx_dir,
-                      ready_path="/_/missing.jpg")
+    return ServerSpec(
+        "ipx",
+        ["node", IPX_SERVER_SCRIPT.name, str(files_dir)],
+        cwd=ipx_dir,
+        ready_path="/_/missing.jpg",
+    )
 
 
 def ipx_versions(ipx_dir: Path) -> dict[str, str]:
-    script = ("const s=require('sharp');const p=require('ipx/package.json');"
-              "console.log(JSON.stringify({ipx:p.version,sharp:s.versions.sharp,"
-              "vips:s.versions.vips,concurrency:s.concurrency()}))")
+    script = (
+        "const s=require('sharp');const fs=require('fs');"
+        "const p=JSON.parse(fs.readFileSync('node_modules/ipx/package.json','utf8'));"
+        "console.log(JSON.stringify({ipx:p.version,sharp:s.versions.sharp,"
+        "vips:s.versions.vips,concurrency:s.concurrency()}))"
+    )
     return json.loads(_run(["node", "-e", script], cwd=ipx_dir))
 
 
@@ -129,15 +156,30 @@ def thumbor_spec(venv: Path, files_dir: Path, work_dir: Path) -> ServerSpec:
     port = free_port()
     return ServerSpec(
         "thumbor",
-        [str(venv / "bin" / "thumbor"), "--ip", "127.0.0.1", "--port", str(port), "--conf", str(conf),
-         "--processes", "0", "--log-level", "warning"],
-        cwd=work_dir, url=f"http://127.0.0.1:{port}", ready_path="/healthcheck",
+        [
+            str(venv / "bin" / "thumbor"),
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--conf",
+            str(conf),
+            "--processes",
+            "0",
+            "--log-level",
+            "warning",
+        ],
+        cwd=work_dir,
+        url=f"http://127.0.0.1:{port}",
+        ready_path="/healthcheck",
     )
 
 
 def thumbor_versions(venv: Path) -> dict[str, str]:
-    script = ("import json, importlib.metadata as m; "
-              "print(json.dumps({'thumbor': m.version('thumbor'), 'pillow': m.version('pillow')}))")
+    script = (
+        "import json, importlib.metadata as m; "
+        "print(json.dumps({'thumbor': m.version('thumbor'), 'pillow': m.version('pillow')}))"
+    )
     return json.loads(_run([str(venv / "bin" / "python"), "-c", script]))
 
 
@@ -172,7 +214,8 @@ http {{
 
 def nginx_binary() -> str:
     found = shutil.which("nginx") or next(
-        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None)
+        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None
+    )
     if not found:
         raise PeerUnavailable("nginx skipped: not installed (Debian: `apt-get install -y nginx`)")
     return found
@@ -187,8 +230,13 @@ def nginx_spec(www_dir: Path, work_dir: Path) -> ServerSpec:
     # Workers may drop to user nobody: the served tree must be world-readable.
     for folder in (work_dir, www_dir):
         folder.chmod(0o755)
-    return ServerSpec("nginx", [binary, "-c", str(conf), "-p", str(work_dir), "-e", "stderr"],
-                      cwd=work_dir, url=f"http://127.0.0.1:{port}", ready_path="/")
+    return ServerSpec(
+        "nginx",
+        [binary, "-c", str(conf), "-p", str(work_dir), "-e", "stderr"],
+        cwd=work_dir,
+        url=f"http://127.0.0.1:{port}",
+        ready_path="/",
+    )
 
 
 def nginx_version() -> str:

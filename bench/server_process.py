@@ -7,6 +7,7 @@ cell's CPU, and a fresh tree gives a clean peak-RSS figure per cell.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -67,10 +68,8 @@ class RunningServer:
         """SIGTERM the process group we created, SIGKILL it if it lingers."""
         if self.process.poll() is None:
             _signal_group(self.process.pid, signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(grace)
-            except subprocess.TimeoutExpired:
-                pass
         # Forked workers may outlive their parent for a moment: the group id still names them.
         _signal_group(self.process.pid, signal.SIGKILL)
         self.process.wait()
@@ -83,10 +82,8 @@ class RunningServer:
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def start(spec: ServerSpec, log_dir: Path, timeout: float = 60.0) -> RunningServer:
@@ -95,8 +92,13 @@ def start(spec: ServerSpec, log_dir: Path, timeout: float = 60.0) -> RunningServ
     log_path = log_dir / f"{spec.name}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            spec.cmd, cwd=spec.cwd, env={**os.environ, **spec.env}, stdin=subprocess.DEVNULL,
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            spec.cmd,
+            cwd=spec.cwd,
+            env={**os.environ, **spec.env},
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     server = RunningServer(spec, process, spec.url or "", log_path)
     deadline = time.monotonic() + timeout
@@ -124,6 +126,8 @@ def start(spec: ServerSpec, log_dir: Path, timeout: float = 60.0) -> RunningServ
 
 def _check_alive(server: RunningServer, deadline: float) -> None:
     if server.process.poll() is not None:
-        raise ServerFailed(f"{server.spec.name} exited ({server.process.returncode}):\n{server.log_tail()}")
+        raise ServerFailed(
+            f"{server.spec.name} exited ({server.process.returncode}):\n{server.log_tail()}"
+        )
     if time.monotonic() > deadline:
         raise ServerFailed(f"{server.spec.name} not ready in time:\n{server.log_tail()}")

@@ -115,7 +115,7 @@ def ours_path(served: Served, workload: Workload) -> str:
 
 
 def ipx_path(served: Served, workload: Workload) -> str:
-    """ipx: constrain the short edge by ``h_`` (landscape) or ``w_``; ipx never enlarges by default."""
+    """ipx: the short edge via ``h_`` (landscape) or ``w_``; ipx never enlarges by default."""
     edge = "h" if served.photo.landscape else "w"
     return f"/{edge}_{workload.target},q_{QUALITY},f_{workload.fmt}/{served.filename}"
 

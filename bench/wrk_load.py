@@ -78,7 +78,9 @@ class LoadResult:
 def wrk_binary() -> str:
     path = shutil.which("wrk")
     if not path:
-        raise WrkMissing("wrk not found: install it with `apt-get install -y wrk` (Debian package `wrk`)")
+        raise WrkMissing(
+            "wrk not found: install it with `apt-get install -y wrk` (Debian package `wrk`)"
+        )
     return path
 
 
@@ -92,7 +94,7 @@ def parse_output(stdout: str) -> LoadResult:
     """The JSON line our ``done`` hook printed; raises ValueError if wrk printed none."""
     for line in stdout.splitlines():
         if line.startswith(_MARK):
-            raw = json.loads(line[len(_MARK):])
+            raw = json.loads(line[len(_MARK) :])
             return LoadResult(
                 requests=raw["requests"],
                 non_2xx=raw["status"],
@@ -107,8 +109,15 @@ def parse_output(stdout: str) -> LoadResult:
     raise ValueError(f"wrk printed no result line:\n{stdout[-2000:]}")
 
 
-def run_wrk(base_url: str, paths: list[str], *, connections: int, seconds: float,
-            threads: int = 1, start_index: int = 0) -> LoadResult:
+def run_wrk(
+    base_url: str,
+    paths: list[str],
+    *,
+    connections: int,
+    seconds: float,
+    threads: int = 1,
+    start_index: int = 0,
+) -> LoadResult:
     """Run wrk for ``seconds`` with ``connections`` over ``paths`` rotating from ``start_index``.
 
     The request timeout is longer than the run, so a slow response is measured instead of
@@ -118,11 +127,23 @@ def run_wrk(base_url: str, paths: list[str], *, connections: int, seconds: float
         script = Path(tmp) / "rotate.lua"
         script.write_text(lua_script(paths))
         cmd = [
-            wrk_binary(), f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
-            f"--timeout={max(10, round(seconds) + 10)}s", "--latency", "-s", str(script),
-            base_url, "--", str(start_index),
+            wrk_binary(),
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{max(1, round(seconds))}s",
+            f"--timeout={max(10, round(seconds) + 10)}s",
+            "--latency",
+            "-s",
+            str(script),
+            base_url,
+            "--",
+            str(start_index),
         ]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120, check=False)
+        done = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=seconds + 120, check=False
+        )
     if done.returncode != 0:
-        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr.strip() or done.stdout[-500:]}")
+        raise RuntimeError(
+            f"wrk failed ({done.returncode}): {done.stderr.strip() or done.stdout[-500:]}"
+        )
     return parse_output(done.stdout)
