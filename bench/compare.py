@@ -33,6 +33,7 @@ from pathlib import Path
 import httpx
 import pyvips
 
+import transformer
 from bench import participants
 from bench.compare_report import (
     IPX,
@@ -48,7 +49,7 @@ from bench.compare_report import (
     soak_table,
     targets_table,
 )
-from bench.inprocess_limit import encoder_options, render
+from bench.inprocess_limit import render
 from bench.process_memory import RssSampler
 from bench.server_process import ServerFailed, ServerSpec, start
 from bench.workloads import (
@@ -327,7 +328,8 @@ def peer_specs(run: Run) -> dict[str, Callable[[], ServerSpec]]:
 def prerender_hit(run: Run) -> None:
     """nginx's file for the hit workload: the same rendition, encoded with our settings."""
     s = run.served[0]
-    body = render(s.photo.path.read_bytes(), s.photo, HIT.target, HIT.fmt, encoder_options(HIT.fmt))
+    options = transformer.encoder_options(HIT.fmt)
+    body = render(s.photo.path.read_bytes(), s.photo, HIT.target, HIT.fmt, options)
     (run.root / "www" / PATH_BUILDERS["nginx"](s, HIT).lstrip("/")).write_bytes(body)
 
 

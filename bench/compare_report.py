@@ -88,6 +88,13 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b
 
 
+def cell_ratio(a: Cell | None, b: Cell | None, figure: str = "per_second") -> float | None:
+    """``a.figure / b.figure``, or None when either cell or figure is missing (or b's is 0)."""
+    if a is None or b is None:
+        return None
+    return _ratio(getattr(a, figure), getattr(b, figure))
+
+
 def _fmt_ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}x"
 
@@ -151,12 +158,12 @@ def ratio_table(cells: Sequence[Cell], workloads: Sequence[str], connections: Se
                 [
                     workload,
                     str(conns),
-                    _fmt_ratio(_ratio(ours.per_second, ipx and ipx.per_second)),
-                    _fmt_ratio(_ratio(ours.per_second, thumbor and thumbor.per_second)),
-                    _fmt_ratio(_ratio(ours.per_second, limit and limit.per_second)),
-                    _fmt_ratio(_ratio(ours.per_second, nginx and nginx.per_second)),
-                    _fmt_ratio(_ratio(ours.mean_bytes, ipx and ipx.mean_bytes)),
-                    _fmt_ratio(_ratio(ours.peak_rss, ipx and ipx.peak_rss)),
+                    _fmt_ratio(cell_ratio(ours, ipx, "per_second")),
+                    _fmt_ratio(cell_ratio(ours, thumbor, "per_second")),
+                    _fmt_ratio(cell_ratio(ours, limit, "per_second")),
+                    _fmt_ratio(cell_ratio(ours, nginx, "per_second")),
+                    _fmt_ratio(cell_ratio(ours, ipx, "mean_bytes")),
+                    _fmt_ratio(cell_ratio(ours, ipx, "peak_rss")),
                 ]
             )
     return markdown_table(
@@ -188,8 +195,8 @@ def _speed_and_bytes(
     parts, ok = [], True
     for conns in connections:
         ours, ipx = find(cells, OURS, workload, conns), find(cells, IPX, workload, conns)
-        speed = _ratio(ours and ours.per_second, ipx and ipx.per_second)
-        size = _ratio(ours and ours.mean_bytes, ipx and ipx.mean_bytes)
+        speed = cell_ratio(ours, ipx, "per_second")
+        size = cell_ratio(ours, ipx, "mean_bytes")
         if speed is None or size is None:
             return TargetResult(name, "n/a", f"ours or ipx not measured at {conns} connections")
         ok = ok and speed >= min_speed and size <= max_bytes
@@ -208,7 +215,7 @@ def _vs_limit(
         limit = find(cells, LIMIT, workload, None)
         for conns in connections:
             ours = find(cells, OURS, workload, conns)
-            ratio = _ratio(ours and ours.per_second, limit and limit.per_second)
+            ratio = cell_ratio(ours, limit, "per_second")
             if ratio is None:
                 return TargetResult(name, "n/a", f"ours or the limit not measured for {workload}")
             ok = ok and ratio >= 0.9
@@ -249,14 +256,8 @@ def evaluate_targets(
     name = "cache hits >= 0.25x nginx static req/s (at every connection count)"
     parts, status = [], "PASS"
     for conns in connections:
-        ratio = _ratio(
-            *(
-                c and c.per_second
-                for c in (
-                    find(cells, OURS, hit_workload, conns),
-                    find(cells, NGINX, hit_workload, conns),
-                )
-            )
+        ratio = cell_ratio(
+            find(cells, OURS, hit_workload, conns), find(cells, NGINX, hit_workload, conns)
         )
         if ratio is None:
             status = "n/a"

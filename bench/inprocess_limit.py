@@ -26,40 +26,29 @@ from typing import Any
 
 import pyvips
 
+import transformer
 from bench.workloads import Photo, load_photos
-from transformer import SHORT_EDGE
+from transformer import ENCODER_SETTINGS_VERSION, FORMATS, SAVE_SUFFIX, SHORT_EDGE, Format
 
-# ---- LOCAL COPY of our encoder settings -------------------------------------------------------
-# TODO(bench): replace with the transformer module that defines them once it is on main
-# (helper "ops" owns the encoder settings). Until then this is a clearly-marked stand-in so the
-# limit can be measured at all; the report prints which source was used.
-LOCAL_ENCODER_OPTIONS: dict[str, dict[str, Any]] = {
-    "jpeg": {"Q": 80, "optimize_coding": True, "subsample_mode": "on", "keep": "none"},
-    "webp": {"Q": 80, "effort": 4, "keep": "none"},
-    "avif": {"Q": 80, "effort": 0, "keep": "none"},
-    "png": {"compression": 6, "keep": "none"},
-}
-ENCODER_SOURCE = "bench/inprocess_limit.py LOCAL_ENCODER_OPTIONS (stand-in)"
+ENCODER_SOURCE = f"transformer.encoder_options (settings version {ENCODER_SETTINGS_VERSION})"
+"""Where the encoder settings come from: the transformer's own, so the limit and our server encode
+with exactly the same options."""
 
 
-def encoder_options(fmt: str) -> dict[str, Any]:
-    return dict(LOCAL_ENCODER_OPTIONS[fmt])
-
-
-def render(data: bytes, photo: Photo, target: int, fmt: str, options: dict[str, Any]) -> bytes:
+def render(data: bytes, photo: Photo, target: int, fmt: Format, options: dict[str, Any]) -> bytes:
     """One rendition: shrink-on-load to the short-edge target, then encode."""
     big = 10_000_000
     width, height = (big, target) if photo.landscape else (target, big)
     image = pyvips.Image.thumbnail_buffer(data, width, height=height, size="down")
-    return bytes(image.write_to_buffer(f".{fmt}", **options))
+    return bytes(image.write_to_buffer(SAVE_SUFFIX[fmt], **options))
 
 
 def measure(
-    photos: list[Photo], size: str, fmt: str, seconds: float, threads: int
+    photos: list[Photo], size: str, fmt: Format, seconds: float, threads: int
 ) -> dict[str, Any]:
     """Keep ``threads`` workers rendering the rotation for ``seconds``; latencies per rendition."""
     originals = [p.path.read_bytes() for p in photos]
-    options = encoder_options(fmt)
+    options = transformer.encoder_options(fmt)
     target = SHORT_EDGE[size]  # type: ignore[index]
     sizes = [len(render(originals[i], p, target, fmt, options)) for i, p in enumerate(photos)]
 
@@ -93,7 +82,7 @@ def measure(
         "mean_bytes": statistics.fmean(sizes),
         "threads": threads,
         "vips_concurrency": pyvips.concurrency_get(),
-        "encoder": {"source": ENCODER_SOURCE, "options": options},
+        "encoder": {"source": ENCODER_SOURCE, "options": {k: str(v) for k, v in options.items()}},
     }
 
 
@@ -101,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--corpus", type=Path, required=True)
     parser.add_argument("--size", choices=sorted(SHORT_EDGE), required=True)
-    parser.add_argument("--fmt", choices=sorted(LOCAL_ENCODER_OPTIONS), required=True)
+    parser.add_argument("--fmt", choices=FORMATS, required=True)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument(
@@ -110,12 +99,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--vips-threads",
         type=int,
-        default=1,
-        help="libvips threads per operation (concurrency_set)",
+        default=None,
+        help="libvips threads per operation (default: transformer.configure's, as the server)",
     )
     args = parser.parse_args(argv)
-    pyvips.cache_set_max(0)
-    pyvips.concurrency_set(args.vips_threads)
+    # Same process-wide libvips set-up as the server: operation cache off, threads per operation.
+    if args.vips_threads is None:
+        transformer.configure()
+    else:
+        transformer.configure(args.vips_threads)
     photos = load_photos(args.corpus)
     if args.photos:
         photos = photos[: args.photos]

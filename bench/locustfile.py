@@ -1,7 +1,9 @@
 """Locust load test of the CDN origin: cold misses and cache hits, host from ``--host``.
 
-    locust -f bench/locustfile.py --headless -u 16 -r 4 -t 60s --host http://127.0.0.1:8080 ColdMissUser
-    locust -f bench/locustfile.py --headless -u 32 -r 8 -t 60s --host http://127.0.0.1:8080 HitUser
+    locust -f bench/locustfile.py --headless -u 16 -r 4 -t 60s \
+        --host http://127.0.0.1:8080 ColdMissUser
+    locust -f bench/locustfile.py --headless -u 32 -r 8 -t 60s \
+        --host http://127.0.0.1:8080 HitUser
 
 Locust complements ``bench/compare.py`` (wrk, one fixed run, side by side with the peers): it is
 for exploring our own server interactively (web UI, ramp-up, mixed user classes, failures by

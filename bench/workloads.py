@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from transformer import SHORT_EDGE, Size
+from transformer import SHORT_EDGE, Format, Size
 
 EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp"}
 """Corpus format -> file extension of the served copy (ipx and thumbor pick the decoder by it)."""
@@ -36,7 +36,7 @@ class Workload:
 
     name: str
     size: Size
-    fmt: str
+    fmt: Format
     kind: Kind
 
     @property

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import pyvips
 
-from bench.inprocess_limit import encoder_options, render
+import transformer
+from bench.inprocess_limit import render
 from bench.workloads import (
     WORKLOADS,
     Photo,
@@ -55,7 +56,9 @@ def test_in_process_render_gives_the_asked_geometry(corpus) -> None:
     photos = load_photos(corpus[0].path.parent)
     assert len(photos) == len(corpus)
     for photo in photos[:4]:
-        body = render(photo.path.read_bytes(), photo, 320, "webp", encoder_options("webp"))
+        body = render(
+            photo.path.read_bytes(), photo, 320, "webp", transformer.encoder_options("webp")
+        )
         image = pyvips.Image.new_from_buffer(body, "")
         want = output_size(photo, 320)
         assert (image.width, image.height) == pytest.approx(want, abs=1)
