@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     secret_key: str | None = None
     log_format: Literal["plain", "json"] = "plain"
 
+    # /v1 API (helper "api")
+    registration_redirect_url: str | None = None
+    """Where ``403 registration_closed`` sends people (action redirect); default: public URL."""
+    retention_sweep_seconds: float = Field(300, gt=0)
+    """How often each API process looks for expired media to delete."""
+
     @field_validator("trusted_proxies")
     @classmethod
     def _check_trusted_proxies(cls, value: str) -> str:

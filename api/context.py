@@ -1,0 +1,41 @@
+"""What every /v1 handler needs, built once per process by ``api.v1.build_api_app``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from api.db import Database
+from api.settings import Settings
+from api.signing import Signer
+from transformer.store import OriginalsStore
+
+Purge = Callable[[str, str], Awaitable[None]]
+"""Drops cached renditions of (team_hash, media_id) on the CDN of this process."""
+
+
+@dataclass
+class ApiContext:
+    settings: Settings
+    db: Database
+    store: OriginalsStore
+    purge: Purge | None
+    signer: Signer
+
+    @staticmethod
+    def now() -> int:
+        return int(time.time())
+
+    def media_url(self, media_id: str) -> str:
+        return f"{self.settings.effective_public_url}/{media_id}"
+
+    def media_src(self, team_hash: str, media_id: str, extension: str) -> str:
+        return f"{self.settings.effective_cdn_url}/{team_hash}/{media_id}.{extension}"
+
+
+def context_of(request: Request) -> ApiContext:
+    ctx: ApiContext = request.app.state.api
+    return ctx

@@ -1,0 +1,1 @@
+"""Alembic revisions of the metadata schema, applied at startup by ``Database.migrate``."""

@@ -1,0 +1,187 @@
+"""Every error the /v1 API answers with, and the one place they become JSON.
+
+    ApiError                          code                  status  action
+     ├── InvalidRequest               validation_error      422     (+ ``errors`` per field)
+     ├── Unauthorized                 unauthorized          401
+     ├── Forbidden                    forbidden             403
+     ├── KeyLimitReached              key_limit_reached     403     verify
+     ├── RegistrationClosed           registration_closed   403     redirect
+     ├── NotFound                     not_found             404
+     ├── MethodNotAllowed             method_not_allowed    405
+     ├── Duplicate                    duplicate             409     (+ ``media``: the existing one)
+     ├── QuotaExceeded                quota_exceeded        413     upgrade (signed one-click URL)
+     ├── RateLimited                  rate_limited          429     wait (+ Retry-After header)
+     ├── MissingFile                  missing_file          400
+     ├── MissingUrl                   missing_url           400
+     ├── FileTooLarge                 file_too_large        400
+     ├── UnsupportedFormat            unsupported_format    400
+     ├── FetchFailed                  fetch_failed          400
+     ├── ServiceUnavailable           service_unavailable   503     (+ Retry-After header)
+     └── InternalError                internal_error        500     only for real bugs (logged)
+
+Handlers raise these; ``error_response`` is the only code that turns one into the reference's
+shape ``{"error", "message", "action"?, "errors"?}``, so the shape cannot drift between endpoints.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+import orjson
+from starlette.responses import Response
+
+ActionType = Literal["upgrade", "verify", "wait", "redirect"]
+
+
+def action(type_: ActionType, *, url: str | None = None, label: str | None = None,
+           seconds: int | None = None) -> dict[str, Any]:
+    """An ``action`` object as the reference's error format describes it (absent keys omitted)."""
+    body: dict[str, Any] = {"type": type_}
+    if url is not None:
+        body["url"] = url
+    if label is not None:
+        body["label"] = label
+    if seconds is not None:
+        body["seconds"] = seconds
+    return body
+
+
+class ApiError(Exception):
+    code: ClassVar[str] = "internal_error"
+    status: ClassVar[int] = 500
+
+    def __init__(self, message: str, *, action: dict[str, Any] | None = None,
+                 headers: dict[str, str] | None = None,
+                 extra: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.action = action
+        self.headers = dict(headers or {})
+        self.extra = dict(extra or {})
+
+    def body(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"error": self.code, "message": self.message}
+        if self.action is not None:
+            out["action"] = self.action
+        out.update(self.extra)
+        return out
+
+
+class InvalidRequest(ApiError):
+    """422 with field-level details: ``errors`` maps each field to a list of messages."""
+
+    code = "validation_error"
+    status = 422
+
+    def __init__(self, errors: dict[str, list[str]], message: str | None = None) -> None:
+        first = next(iter(errors.values()), ["invalid input"])[0]
+        super().__init__(message or first, extra={"errors": errors})
+        self.errors = errors
+
+    @classmethod
+    def field(cls, name: str, message: str) -> InvalidRequest:
+        return cls({name: [message]})
+
+
+class Unauthorized(ApiError):
+    code = "unauthorized"
+    status = 401
+
+
+class Forbidden(ApiError):
+    code = "forbidden"
+    status = 403
+
+
+class KeyLimitReached(ApiError):
+    code = "key_limit_reached"
+    status = 403
+
+
+class RegistrationClosed(ApiError):
+    code = "registration_closed"
+    status = 403
+
+
+class NotFound(ApiError):
+    code = "not_found"
+    status = 404
+
+
+class MethodNotAllowed(ApiError):
+    code = "method_not_allowed"
+    status = 405
+
+
+class Duplicate(ApiError):
+    code = "duplicate"
+    status = 409
+
+
+class QuotaExceeded(ApiError):
+    code = "quota_exceeded"
+    status = 413
+
+
+class RateLimited(ApiError):
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: int,
+                 headers: dict[str, str] | None = None) -> None:
+        retry_after = max(1, int(retry_after))
+        super().__init__(
+            message,
+            action=action("wait", seconds=retry_after, label="Try again later"),
+            headers={**(headers or {}), "Retry-After": str(retry_after)},
+        )
+        self.retry_after = retry_after
+
+
+class MissingFile(ApiError):
+    code = "missing_file"
+    status = 400
+
+
+class MissingUrl(ApiError):
+    code = "missing_url"
+    status = 400
+
+
+class FileTooLarge(ApiError):
+    code = "file_too_large"
+    status = 400
+
+
+class UnsupportedFormat(ApiError):
+    code = "unsupported_format"
+    status = 400
+
+
+class FetchFailed(ApiError):
+    code = "fetch_failed"
+    status = 400
+
+
+class ServiceUnavailable(ApiError):
+    code = "service_unavailable"
+    status = 503
+
+    def __init__(self, message: str, *, retry_after: int = 5) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
+
+
+class InternalError(ApiError):
+    code = "internal_error"
+    status = 500
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """Every JSON body of the API goes out through orjson with the same media type."""
+    return Response(orjson.dumps(body), status_code=status, headers=headers,
+                    media_type="application/json")
+
+
+def error_response(error: ApiError, headers: dict[str, str] | None = None) -> Response:
+    """The reference's error shape for ``error``; ``headers`` adds e.g. quota headers."""
+    return json_response(error.body(), error.status, {**(headers or {}), **error.headers})

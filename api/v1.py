@@ -1,0 +1,110 @@
+"""``build_api_app``: the /v1 API, the one-click link pages and the viewer, as one ASGI app.
+
+The composing app (api/app.py) mounts it and must run its lifespan, which opens the
+database, applies migrations (once, even with several processes), loads the signing secret
+and starts the retention sweeper. Errors of every kind leave here in the reference's JSON
+shape: ApiError subclasses, unknown routes (404), wrong methods (405) and, for real bugs
+only, a logged 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from api import batch, import_, keys, media, upload, usage, verification, viewer
+from api.context import ApiContext, Purge
+from api.db import Database
+from api.errors import (
+    ApiError,
+    InternalError,
+    MethodNotAllowed,
+    NotFound,
+    error_response,
+    json_response,
+)
+from api.retention import run_sweeper
+from api.settings import Settings
+from api.signing import Signer, load_secret
+from transformer.store import OriginalsStore
+
+log = logging.getLogger("imgpro.api")
+
+ROUTES = [
+    Route("/v1/keys", keys.create_key, methods=["POST"]),
+    Route("/v1/upload", upload.upload, methods=["POST"]),
+    Route("/v1/import", import_.import_, methods=["POST"]),
+    Route("/v1/media", media.list_handler, methods=["GET"]),
+    Route("/v1/media/batch", batch.batch_update, methods=["PATCH"]),
+    Route("/v1/media/batch", batch.batch_delete, methods=["DELETE"]),
+    Route("/v1/media/{id}", media.get_handler, methods=["GET"]),
+    Route("/v1/media/{id}", media.patch_handler, methods=["PATCH"]),
+    Route("/v1/media/{id}", media.delete_handler, methods=["DELETE"]),
+    Route("/v1/usage", usage.usage, methods=["GET"]),
+    Route("/v1/namespaces", usage.namespaces, methods=["GET"]),
+    Route("/v1/verify", verification.verify, methods=["GET"]),
+    Route("/v1/upgrade", verification.upgrade, methods=["GET"]),
+    Route("/{id}", viewer.viewer, methods=["GET"]),
+]
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        allow = (exc.headers or {}).get("Allow", "")
+        return error_response(MethodNotAllowed(f"Method {request.method} not allowed here."),
+                              {"Allow": allow} if allow else None)
+    if exc.status_code == 404:
+        return error_response(NotFound(f"No such endpoint: {request.url.path}"))
+    return json_response({"error": "http_error", "message": exc.detail}, exc.status_code)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(InternalError("Something went wrong on our side."))
+
+
+def build_api_app(settings: Settings, store: OriginalsStore,
+                  purge: Purge | None = None) -> Starlette:
+    """The API app; ``purge(team_hash, media_id)`` drops the CDN's cached renditions."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        db = Database(settings.effective_database_url)
+        try:
+            await db.migrate()
+            ctx = ApiContext(settings, db, store, purge, Signer(load_secret(settings)))
+            app.state.api = ctx
+            sweeper = asyncio.create_task(run_sweeper(ctx, settings.retention_sweep_seconds))
+            app.state.ready = True
+            try:
+                yield
+            finally:
+                app.state.ready = False
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
+        finally:
+            await db.close()
+
+    app = Starlette(
+        routes=ROUTES,
+        lifespan=lifespan,
+        exception_handlers={ApiError: _api_error, HTTPException: _http_error,
+                            Exception: _unexpected},
+    )
+    app.state.ready = False
+    return app

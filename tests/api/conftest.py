@@ -1,0 +1,222 @@
+"""Fixtures of the /v1 API tests: a real server per module, on SQLite and on PostgreSQL.
+
+Every test module that uses ``api`` runs twice, once per backend. PostgreSQL comes from
+``IMGPRO_TEST_DATABASE_URL`` (default: the local server); each server gets a fresh database,
+dropped after the run. Without a reachable PostgreSQL the PostgreSQL half is skipped with the
+reason, except under ``CI=true`` where it fails instead.
+
+Tests share a server per module and stay independent by using fresh emails, keys and client
+IPs (the server trusts X-Forwarded-For from 127.0.0.1, so each test can be "another client").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import re
+import secrets
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from api.db import Database
+from tests.conftest import RunningServer, start_server, stop_server
+
+PG_URL = os.environ.get("IMGPRO_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+BACKENDS = ["sqlite", "postgresql"]
+_ip_counter = itertools.count(1)
+
+
+def fresh_ip() -> str:
+    """A client address no other test uses (sent as X-Forwarded-For via a trusted proxy)."""
+    n = next(_ip_counter) + os.getpid() % 50 * 10_000
+    return f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
+
+
+def fresh_email(prefix: str = "user") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}@example.com"
+
+
+def tiny_png(width: int = 8, height: int = 6, seed: int | None = None) -> bytes:
+    """A small valid PNG; ``seed`` changes the pixels so contents differ."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    image = Image.new("RGB", (width, height), color=((seed or 0) % 256, 100, 150))
+    out = BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def tiny_svg(width: int = 40, height: int = 30) -> bytes:
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">'
+            f'<rect width="{width}" height="{height}" fill="red"/></svg>').encode()
+
+
+async def _admin(statement: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_URL.replace("postgresql+asyncpg://", "postgresql://"),
+                                 timeout=5)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+def _database_url(name: str) -> str:
+    parts = urlsplit(PG_URL)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session")
+def postgres_databases() -> Iterator[Callable[[], str]]:
+    """Make fresh PostgreSQL databases (URL per call); all are dropped at the end of the run."""
+    try:
+        asyncio.run(_admin("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+        reason = f"PostgreSQL not reachable at {PG_URL} ({exc.__class__.__name__}: {exc})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason + "; under CI=true this is an error, not a skip")
+        pytest.skip(reason + "; set IMGPRO_TEST_DATABASE_URL to run the PostgreSQL half")
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"imgpro_test_{os.getpid()}_{secrets.token_hex(4)}"
+        asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+        made.append(name)
+        return _database_url(name)
+
+    yield make
+    for name in made:
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@dataclass
+class ApiServer:
+    """A running ``imgpro serve`` plus helpers that speak its API."""
+
+    server: RunningServer
+    database_url: str
+    http: httpx.Client = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.http = httpx.Client(base_url=self.server.url, timeout=60)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def data_dir(self) -> Path:
+        return self.server.data_dir
+
+    def close(self) -> None:
+        self.http.close()
+
+    def request(self, method: str, path: str, *, key: str | None = None, ip: str | None = None,
+                **kwargs: Any) -> httpx.Response:
+        headers = dict(kwargs.pop("headers", None) or {})
+        if key is not None:
+            headers["Authorization"] = f"Bearer {key}"
+        headers["X-Forwarded-For"] = ip or fresh_ip()
+        return self.http.request(method, path, headers=headers, **kwargs)
+
+    def new_key(self, email: str | None = None, **body: Any) -> dict[str, Any]:
+        """Create a key for a fresh (or given) email from a fresh IP; returns the 201 body."""
+        response = self.request("POST", "/v1/keys", json={"email": email or fresh_email(), **body})
+        assert response.status_code == 201, response.text
+        return dict(response.json())
+
+    def upload(self, data: bytes | None = None, *, key: str | None = None, ip: str | None = None,
+               filename: str = "image.png", **fields: str) -> httpx.Response:
+        content = data if data is not None else tiny_png()
+        files = {"file": (filename, content, "application/octet-stream")}
+        return self.request("POST", "/v1/upload", key=key, ip=ip, files=files, data=fields)
+
+    def sql(self, statement: str, **params: Any) -> list[Any]:
+        """Run SQL on the server's database (to set up states like "a month of uploads used")."""
+
+        async def run() -> list[Any]:
+            db = Database(self.database_url)
+            try:
+                async with db.write() as conn:
+                    result = await conn.execute(sa.text(statement), params)
+                    return list(result.all()) if result.returns_rows else []
+            finally:
+                await db.close()
+
+        return asyncio.run(run())
+
+    def mails_to(self, address: str) -> list[EmailMessage]:
+        """Messages in the server's outbox addressed to ``address``, oldest first."""
+        folder = self.data_dir / "outbox"
+        messages = []
+        for path in sorted(folder.glob("*.eml")) if folder.exists() else []:
+            message = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
+            if address in str(message["To"]):
+                messages.append(message)
+        return messages
+
+    def links_to(self, address: str) -> list[str]:
+        """The one-click links (/v1/verify?token=...) mailed to ``address``, oldest first."""
+        links = []
+        for message in self.mails_to(address):
+            text = message.get_body(preferencelist=("plain",))
+            assert text is not None
+            links += re.findall(r"https?://\S+/v1/verify\?token=[\w.\-%=]+", text.get_content())
+        return links
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def api_factory(backend: str, request: pytest.FixtureRequest,
+                tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., ApiServer]]:
+    """Start API servers on this module's backend; ``env`` adds IMGPRO_* settings."""
+    started: list[ApiServer] = []
+    make_pg = request.getfixturevalue("postgres_databases") if backend == "postgresql" else None
+
+    def factory(**env: str) -> ApiServer:
+        data_dir = tmp_path_factory.mktemp(f"api-{backend}")
+        if make_pg is not None:
+            database_url = make_pg()
+        else:
+            database_url = f"sqlite+aiosqlite:///{data_dir / 'imgpro.db'}"
+        full_env = {
+            "IMGPRO_TRUSTED_PROXIES": "127.0.0.1",
+            "IMGPRO_IMPORT_ALLOW_PRIVATE": "1",
+            "IMGPRO_RETENTION_SWEEP_SECONDS": "0.5",
+            "IMGPRO_DATABASE_URL": database_url,
+            **env,
+        }
+        server = ApiServer(start_server(data_dir, full_env), database_url)
+        started.append(server)
+        return server
+
+    yield factory
+    for api in started:
+        api.close()
+        if api.server.process.poll() is None:
+            stop_server(api.server)
+
+
+@pytest.fixture(scope="module")
+def api(api_factory: Callable[..., ApiServer]) -> ApiServer:
+    """The module's shared server: rate limits on, private import addresses allowed."""
+    return api_factory()
