@@ -352,6 +352,16 @@ def compare(run: Run) -> None:
         run.skip("all HTTP participants", str(exc))
     if "nginx" in specs:
         prerender_hit(run)
+    conns = len(run.connections)
+    cold_servers = len({"ours", "ipx", "thumbor"} & specs.keys())
+    hit_servers = len({"ours-hits", "nginx"} & specs.keys())
+    cells = len(COLD) * (("limit" in run.args.participants) + cold_servers * conns)
+    cells += hit_servers * conns
+    print(
+        f"{cells} cells of {run.args.duration:g} s: about "
+        f"{cells * (run.args.duration + 4) / 60:.0f} min plus the slow peers' first fetches",
+        flush=True,
+    )
     for workload in COLD:
         print(f"{workload.name}:", flush=True)
         if "limit" in run.args.participants:
