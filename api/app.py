@@ -1,4 +1,9 @@
-"""Composes the ASGI application for a role: ``cdn`` (transform origin), ``api``, or ``all``."""
+"""Composes the ASGI application for a role: ``cdn`` (transform origin), ``api``, or ``all``.
+
+CDN paths (``/{team_hash}/{uid}.{ext}``) go straight to the transform origin's raw ASGI app,
+ahead of any routing or middleware, so the hot path stays short; everything else goes to the
+Starlette app that holds the API, the viewer and the operational routes.
+"""
 
 from __future__ import annotations
 
@@ -6,22 +11,64 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from api.settings import Settings
-from transformer.store import open_store
+from cache import DiskCache, MemoryCache, RenditionCache
+from transformer.server import CDN_PATH, CdnOrigin, OriginConfig, Receive, Scope, Send
+from transformer.store import OriginalsStore, open_store
+
+MB = 1024 * 1024
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def build_cdn(settings: Settings, store: OriginalsStore) -> CdnOrigin:
+    cache = RenditionCache(
+        MemoryCache(settings.memory_cache_mb * MB),
+        DiskCache(settings.data_dir / "cache", settings.disk_cache_mb * MB),
+    )
+    config = OriginConfig(
+        threads=settings.threads,
+        queue_limit=settings.queue_limit,
+        max_pixels=settings.max_pixels,
+        transform_timeout=settings.transform_timeout,
+        revalidate_seconds=settings.revalidate_seconds,
+    )
+    return CdnOrigin(store, cache, config)
+
+
+class RoleApp:
+    """Sends CDN paths to the origin and the rest to the Starlette app."""
+
+    def __init__(self, cdn: CdnOrigin | None, app: Starlette) -> None:
+        self.cdn = cdn
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.cdn is not None and scope["type"] == "http" and CDN_PATH.match(scope["path"]):
+            await self.cdn(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed"}
+    code = codes.get(exc.status_code, "error")
+    return JSONResponse({"error": code, "message": exc.detail}, exc.status_code, exc.headers)
+
+
+def create_app(settings: Settings | None = None) -> RoleApp:
     settings = settings or Settings()
     store = open_store(settings.effective_storage_url, s3_endpoint_url=settings.s3_endpoint_url)
+    cdn = build_cdn(settings, store) if settings.role in ("all", "cdn") else None
     api_app = None
     if settings.role in ("all", "api"):
         from api.v1 import build_api_app
 
-        api_app = build_api_app(settings, store, purge=None)
+        api_app = build_api_app(settings, store, purge=cdn.purge if cdn is not None else None)
 
     async def healthz(request: Request) -> Response:
         if api_app is not None and not api_app.state.ready:
@@ -33,6 +80,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(store.close)
+            if cdn is not None:
+                await cdn.start()
+                stack.push_async_callback(cdn.close)
             if api_app is not None:
                 # Starlette does not run a mounted app's lifespan: enter it here.
                 await stack.enter_async_context(api_app.router.lifespan_context(api_app))
@@ -41,4 +91,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes: list[Route | Mount] = [Route("/healthz", healthz, methods=["GET", "HEAD"])]
     if api_app is not None:
         routes.append(Mount("/", app=api_app))
-    return Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    exception_handlers={HTTPException: http_error})
+    return RoleApp(cdn, app)

@@ -13,7 +13,7 @@ SERVE_OPTIONS = {
     # flag: (environment variable, type, help)
     "--host": ("IMGPRO_HOST", str, "interface to bind (default 127.0.0.1)"),
     "--port": ("IMGPRO_PORT", int, "port to bind (default 8080; 0 picks a free one)"),
-    "--data-dir": ("IMGPRO_DATA_DIR", str, "where originals, caches and SQLite live (default ./imgpro-data)"),
+    "--data-dir": ("IMGPRO_DATA_DIR", str, "originals, caches, database (default ./imgpro-data)"),
     "--workers": ("IMGPRO_WORKERS", int, "worker processes (default 1)"),
     "--role": ("IMGPRO_ROLE", str, "all | api | cdn (default all)"),
 }

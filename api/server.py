@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -19,10 +20,8 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
     libc_name = ctypes.util.find_library("c")
     if not libc_name:
         return
-    try:
+    with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(libc_name).mallopt(_M_ARENA_MAX, arenas)
-    except (OSError, AttributeError):
-        pass
 
 
 def run() -> int:

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import pytest
+
+from transformer.server import CdnError, parse_request
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "kind", "size"),
+    [
+        ("/t/abc.jpg", b"", "jpeg", None),
+        ("/t/abc.JPEG", b"size=s", "jpeg", "s"),
+        ("/team_1/a-b.webp", b"size=m", "webp", "m"),
+        ("/t/abc.avif", b"size=l&v=3", "avif", "l"),
+        ("/t/abc.png", b"size=", "png", None),
+        ("/t/abc.gif", b"", "gif", None),
+        ("/t/abc.tif", b"", "tiff", None),
+    ],
+)
+def test_valid(path: str, query: bytes, kind: str, size: str | None) -> None:
+    request = parse_request(path, query)
+    assert (request.kind, request.size) == (kind, size)
+    assert request.key("v1").startswith(f"{request.team_hash}/{request.uid}/")
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "status", "code"),
+    [
+        ("/t/abc", b"", 404, "not_found"),
+        ("/t/a/b.jpg", b"", 404, "not_found"),
+        ("/t/../etc.jpg", b"", 404, "not_found"),
+        ("/t/abc.exe", b"", 400, "unsupported_format"),
+        ("/t/abc.jpg", b"size=xl", 422, "validation_error"),
+        ("/t/abc.jpg", b"size=S", 422, "validation_error"),
+        ("/t/abc.gif", b"size=m", 400, "unsupported_format"),
+    ],
+)
+def test_invalid(path: str, query: bytes, status: int, code: str) -> None:
+    with pytest.raises(CdnError) as info:
+        parse_request(path, query)
+    assert (info.value.status, info.value.code) == (status, code)
+
+
+def test_keys_differ_by_size_format_and_version() -> None:
+    keys = {
+        parse_request(p, q).key(v)
+        for p, q, v in [("/t/a.jpg", b"size=s", "1"), ("/t/a.jpeg", b"size=m", "1"),
+                        ("/t/a.webp", b"size=s", "1"), ("/t/a.jpg", b"size=s", "2")]
+    }
+    assert len(keys) == 4
+    assert parse_request("/t/a.jpg", b"").key("1") == parse_request("/t/a.jpeg", b"").key("1")

@@ -1,0 +1,59 @@
+"""A bounded lane for CPU work: a thread pool sized to the cores plus a waiting limit.
+
+libvips releases the GIL, so one Python thread per core keeps every core busy. Work beyond
+``threads + queue_limit`` is refused with ``Overloaded`` (the server answers 503 +
+Retry-After) instead of piling up: each admitted job may hold an original and its decode
+buffers, so admission is the memory bound. A job's I/O (reading the original) runs inside its
+slot, after it is admitted, so waiting jobs hold nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import ParamSpec, TypeVar
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class Overloaded(RuntimeError):
+    """The transform lane is full; retry after ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("transform queue is full")
+        self.retry_after = retry_after
+
+
+class TransformPool:
+    def __init__(self, threads: int, queue_limit: int) -> None:
+        self.threads = threads
+        self.capacity = threads + queue_limit
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="transform")
+        self._slots = asyncio.Semaphore(threads)
+        self._admitted = 0
+
+    @property
+    def admitted(self) -> int:
+        """Jobs running or waiting for a slot: the queue depth."""
+        return self._admitted
+
+    async def run(self, job: Callable[[], Awaitable[T]]) -> T:
+        """Admit ``job`` or raise Overloaded; the job awaits ``in_thread`` for its CPU part."""
+        if self._admitted >= self.capacity:
+            raise Overloaded(retry_after=1)
+        self._admitted += 1
+        try:
+            async with self._slots:
+                return await job()
+        finally:
+            self._admitted -= 1
+
+    async def in_thread(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, partial(fn, *args, **kwargs))
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
