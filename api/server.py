@@ -6,6 +6,8 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
+import signal
+from types import FrameType
 
 import uvicorn
 from uvicorn.supervisors import Multiprocess
@@ -22,6 +24,10 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
         return
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(libc_name).mallopt(_M_ARENA_MAX, arenas)
+
+
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 def run() -> int:
@@ -49,6 +55,9 @@ def run() -> int:
     os.environ["IMGPRO_PORT"] = str(port)
     settings = Settings()
     print(f"imgpro ({settings.role}) serving on {settings.own_url}", flush=True)
+    # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal; ending with
+    # status 0 tells process supervisors the stop was clean.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     if settings.workers > 1:
         Multiprocess(config, target=uvicorn.Server(config).run, sockets=[sock]).run()
     else:

@@ -16,9 +16,19 @@ import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-CORPUS = (ROOT.parent / "shared" / "corpus").resolve()
-if not CORPUS.exists():  # a clean clone keeps a copy of the corpus path in the environment
-    CORPUS = Path(os.environ.get("IMGPRO_CORPUS", "../shared/corpus")).resolve()
+
+
+def _find_corpus() -> Path:
+    """The shared corpus beside the checkout, wherever CI cloned it, or IMGPRO_CORPUS."""
+    candidates = [os.environ.get("IMGPRO_CORPUS"), ROOT.parent / "shared" / "corpus",
+                  "/work/shared/corpus"]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "MANIFEST.tsv").exists():
+            return Path(candidate).resolve()
+    return (ROOT.parent / "shared" / "corpus").resolve()
+
+
+CORPUS = _find_corpus()
 
 
 @dataclass(frozen=True)
@@ -51,7 +61,9 @@ def load_corpus() -> list[CorpusImage]:
 def corpus() -> list[CorpusImage]:
     images = load_corpus()
     if not images:
-        pytest.skip(f"corpus not found at {CORPUS}")
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"corpus not found at {CORPUS}; set IMGPRO_CORPUS")
+        pytest.skip(f"corpus not found at {CORPUS}; set IMGPRO_CORPUS")
     return images
 
 

@@ -135,7 +135,7 @@ class CdnOrigin:
         self.cache = cache
         self.config = config
         self.pool: TransformPool | None = None
-        self.version = transformer.ENCODER_VERSION
+        self.version = transformer.ENCODER_SETTINGS_VERSION
         # Groups whose original was seen in the store recently: hits in this window skip a check.
         self._validated: TTLCache[str, bool] | None = (
             TTLCache(maxsize=200_000, ttl=config.revalidate_seconds)
