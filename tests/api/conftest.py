@@ -194,7 +194,9 @@ def api_factory(backend: str, request: pytest.FixtureRequest,
 
     def factory(**env: str) -> ApiServer:
         data_dir = tmp_path_factory.mktemp(f"api-{backend}")
-        if make_pg is not None:
+        if "IMGPRO_DATABASE_URL" in env:  # another process on an existing database
+            database_url = env["IMGPRO_DATABASE_URL"]
+        elif make_pg is not None:
             database_url = make_pg()
         else:
             database_url = f"sqlite+aiosqlite:///{data_dir / 'imgpro.db'}"
