@@ -69,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     put.add_argument("--team", default="t", help="team hash (default t)")
     put.add_argument("--uid", default=None, help="media id (default: random)")
     put.set_defaults(func=_put)
+
+    from api.accounts_cli import add_accounts_commands
+
+    add_accounts_commands(sub)
     return parser
 
 

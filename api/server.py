@@ -59,7 +59,7 @@ def run() -> int:
     # status 0 tells process supervisors the stop was clean.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     if settings.workers > 1:
-        Multiprocess(config, target=uvicorn.Server(config).run, sockets=[sock]).run()
+        Multiprocess(config, sockets=[sock]).run()
     else:
         uvicorn.Server(config).run(sockets=[sock])
     return 0

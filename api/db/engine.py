@@ -17,8 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -85,6 +83,9 @@ def upsert(conn: AsyncConnection, table: sa.Table) -> Any:
 
 
 def _upgrade_to_head(connection: sa.Connection) -> None:
+    from alembic import command  # imported here: only start-up needs it (~0.4 s of imports)
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection

@@ -192,7 +192,7 @@ def api_factory(backend: str, request: pytest.FixtureRequest,
     started: list[ApiServer] = []
     make_pg = request.getfixturevalue("postgres_databases") if backend == "postgresql" else None
 
-    def factory(**env: str) -> ApiServer:
+    def factory(args: list[str] | None = None, **env: str) -> ApiServer:
         data_dir = tmp_path_factory.mktemp(f"api-{backend}")
         if "IMGPRO_DATABASE_URL" in env:  # another process on an existing database
             database_url = env["IMGPRO_DATABASE_URL"]
@@ -207,7 +207,7 @@ def api_factory(backend: str, request: pytest.FixtureRequest,
             "IMGPRO_DATABASE_URL": database_url,
             **env,
         }
-        server = ApiServer(start_server(data_dir, full_env), database_url)
+        server = ApiServer(start_server(data_dir, full_env, args), database_url)
         started.append(server)
         return server
 

@@ -3,6 +3,7 @@ the viewer page, the retention sweeper and the JSON shape of routing errors."""
 
 from __future__ import annotations
 
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -153,11 +154,16 @@ def test_delete_is_soft_and_stops_serving(api: ApiServer) -> None:
     key = api.new_key()["key"]
     media = _upload(api, key, external_id="gone", namespace="trash")
     assert _original(api, media).exists()
+    rendition = media["src"].rsplit(".", 1)[0] + ".webp?size=s"
+    assert httpx.get(media["src"]).status_code == 200
+    assert httpx.get(rendition).status_code == 200  # now cached by the CDN
     before = api.request("GET", "/v1/usage", key=key).json()
     response = api.request("DELETE", f"/v1/media/{media['id']}", key=key)
     assert response.status_code == 200 and response.json() == {"deleted": True}
     assert api.request("GET", f"/v1/media/{media['id']}", key=key).status_code == 404
     assert not _original(api, media).exists()  # the CDN has nothing left to serve
+    assert httpx.get(media["src"]).status_code == 404
+    assert httpx.get(rendition).status_code == 404  # cached renditions were purged
     assert api.sql("SELECT deleted_at IS NOT NULL FROM media WHERE id = :i",
                    i=media["id"]) == [(True,)]  # soft: the row stays
     after = api.request("GET", "/v1/usage", key=key).json()
@@ -283,6 +289,9 @@ def test_viewer_page(api: ApiServer) -> None:
     src_base = public["src"].rsplit(".", 1)[0]
     assert f"{src_base}.webp?size=s" in html and "srcset=" in html
     assert f"{public['width']} &times; {public['height']}" in html
+    for rendition in re.findall(r'(?:src|srcset)="([^" ]+)', html):
+        image = httpx.get(rendition.replace("&amp;", "&"))
+        assert image.status_code == 200 and image.headers["content-type"].startswith("image/")
     for missing in (private["url"], f"{api.url}/AAAAAAAAAAAA"):
         response = httpx.get(missing)
         assert response.status_code == 404 and "text/html" in response.headers["content-type"]
