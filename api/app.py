@@ -90,6 +90,9 @@ def create_app(settings: Settings | None = None) -> RoleApp:
 
     routes: list[Route | Mount] = [Route("/healthz", healthz, methods=["GET", "HEAD"])]
     if api_app is not None:
+        from api.web_routes import web_routes  # upload page and /openapi.yaml (helper ux)
+
+        routes += web_routes(settings)  # before the viewer's catch-all /{id}
         routes.append(Mount("/", app=api_app))
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={HTTPException: http_error})

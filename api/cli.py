@@ -73,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     from api.accounts_cli import add_accounts_commands
 
     add_accounts_commands(sub)
+
+    from api import bulk_upload, key_request  # client commands: imgpro upload, imgpro keys
+
+    bulk_upload.add_parser(sub)
+    key_request.add_parser(sub)
     return parser
 
 

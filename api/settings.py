@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     """Base of each media's ``url`` (viewer page); default: the server's own address."""
     cdn_url: str | None = None
     """Base of each media's ``src`` (CDN URL); default: the server's own address."""
+    api_url: str | None = None
+    """Server the client commands (``imgpro upload``, ``imgpro keys create``) talk to;
+    default: the server's own address."""
+    api_key: str | None = None
+    """API key the client commands send (``IMGPRO_API_KEY``); ``--key`` overrides it."""
 
     storage_url: str | None = None
     """``file:///path`` (default ``<data-dir>/originals``) or ``s3://bucket/prefix``."""

@@ -1,0 +1,311 @@
+// The upload page: drag-and-drop or picker, several files at once, per-file progress, an
+// optional API key kept in localStorage, and for each stored image its viewer URL and its
+// CDN URLs (s/m/l x jpeg/png/webp/avif) with copy buttons. Plain DOM, no external assets.
+"use strict";
+
+(function () {
+  const KEY_STORAGE = "imgpro.apiKey";
+  const SIZES = ["s", "m", "l"];
+  const FORMATS = ["jpeg", "png", "webp", "avif"];
+  const PARALLEL = 3; // uploads in flight at once; the rest wait their turn
+
+  const $ = (selector) => document.querySelector(selector);
+  const queue = [];
+  let running = 0;
+
+  // ---- API key -----------------------------------------------------------------------
+  function storedKey() {
+    try { return localStorage.getItem(KEY_STORAGE) || ""; } catch (e) { return ""; }
+  }
+
+  function setKeyStatus(text) { $("#key-status").textContent = text; }
+
+  function showKeyState() {
+    const key = storedKey();
+    $("#key-forget").hidden = !key;
+    $("#key-form").hidden = Boolean(key);
+    if (!key) {
+      setKeyStatus("No key: uploads are anonymous and deleted after 30 days.");
+      return;
+    }
+    setKeyStatus("Using key " + key.slice(0, 13) + "... (checking)");
+    fetch("/v1/usage", { headers: { Authorization: "Bearer " + key } })
+      .then((r) => r.json().then((body) => ({ status: r.status, body })))
+      .then(({ status, body }) => {
+        if (status === 200) {
+          setKeyStatus("Using key " + key.slice(0, 13) + "...: plan " + body.plan + ", " +
+            body.uploads_remaining + " of " + body.uploads_limit + " uploads left this month" +
+            (body.verified ? "." : " (email not verified: images are kept 30 days)."));
+        } else if (status === 401) {
+          setKeyStatus("This key is not valid: " + (body.message || "unauthorized") +
+            " Forget it and paste another.");
+        } else {
+          setKeyStatus("Using key " + key.slice(0, 13) + "... (" + (body.message || status) + ")");
+        }
+      })
+      .catch(() => setKeyStatus("Using key " + key.slice(0, 13) + "... (server not reachable)"));
+  }
+
+  function saveKey(event) {
+    event.preventDefault();
+    const key = $("#key-input").value.trim();
+    if (!key) return;
+    try { localStorage.setItem(KEY_STORAGE, key); } catch (e) {
+      setKeyStatus("This browser does not allow storing the key.");
+      return;
+    }
+    $("#key-input").value = "";
+    showKeyState();
+  }
+
+  function forgetKey() {
+    try { localStorage.removeItem(KEY_STORAGE); } catch (e) { /* nothing stored */ }
+    showKeyState();
+  }
+
+  // ---- Copy to clipboard -------------------------------------------------------------
+  function copyFallback(text) {
+    const area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.className = "offscreen";
+    document.body.appendChild(area);
+    area.select();
+    let ok = false;
+    try { ok = document.execCommand("copy"); } catch (e) { ok = false; }
+    area.remove();
+    return ok ? Promise.resolve() : Promise.reject(new Error("copy refused"));
+  }
+
+  function copy(text) {
+    if (navigator.clipboard && window.isSecureContext) {
+      return navigator.clipboard.writeText(text).catch(() => copyFallback(text));
+    }
+    return copyFallback(text);
+  }
+
+  function copyButton(url, label) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "copy";
+    button.textContent = label || "Copy";
+    button.title = "Copy " + url;
+    button.dataset.url = url;
+    button.addEventListener("click", () => {
+      copy(url).then(
+        () => flash(button, "Copied"),
+        () => { flash(button, "Select and copy"); window.prompt("Copy this URL", url); });
+    });
+    return button;
+  }
+
+  function flash(button, text) {
+    const before = button.dataset.label || button.textContent;
+    button.dataset.label = before;
+    button.textContent = text;
+    button.classList.add("copied");
+    setTimeout(() => { button.textContent = before; button.classList.remove("copied"); }, 1500);
+  }
+
+  function link(url, text) {
+    const a = document.createElement("a");
+    a.href = url;
+    a.textContent = text;
+    a.target = "_blank";
+    a.rel = "noopener";
+    return a;
+  }
+
+  // ---- Upload list -------------------------------------------------------------------
+  function humanBytes(n) {
+    if (n < 1024) return n + " B";
+    if (n < 1024 * 1024) return (n / 1024).toFixed(1) + " KB";
+    return (n / 1024 / 1024).toFixed(1) + " MB";
+  }
+
+  function newItem(file) {
+    const node = $("#upload-item").content.firstElementChild.cloneNode(true);
+    node.querySelector(".name").textContent = file.name;
+    node.querySelector(".size").textContent = humanBytes(file.size);
+    const thumb = node.querySelector(".thumb");
+    if (file.type.startsWith("image/")) {
+      const preview = URL.createObjectURL(file);
+      thumb.src = preview;
+      thumb.addEventListener("load", () => URL.revokeObjectURL(preview), { once: true });
+      thumb.addEventListener("error", () => { thumb.removeAttribute("src"); }, { once: true });
+    }
+    $("#uploads").prepend(node);
+    return node;
+  }
+
+  function setState(item, text, kind) {
+    item.querySelector(".state").textContent = text;
+    if (kind) item.classList.add(kind);
+  }
+
+  // The CDN URL of a rendition: the media's src with another extension and a size.
+  function cdnUrl(src, format, size) {
+    const base = src.replace(/\.[A-Za-z0-9]+$/, "");
+    return base + "." + format + (size ? "?size=" + size : "");
+  }
+
+  function showResult(item, media) {
+    item.dataset.id = media.id;
+    item.dataset.url = media.url;
+    item.dataset.src = media.src;
+    const thumb = item.querySelector(".thumb");
+    thumb.src = cdnUrl(media.src, "webp", "s");
+    thumb.alt = media.name;
+    item.querySelector("progress").value = 100;
+    setState(item, "stored: " + media.width + " \u00d7 " + media.height + " " +
+      media.extension.toUpperCase() + (media.public ? "" : " (private)"), "done");
+
+    const links = item.querySelector(".links");
+    links.append("Viewer: ", link(media.url, media.url), copyButton(media.url, "Copy"),
+      " Original: ", link(media.src, media.extension), copyButton(media.src, "Copy"));
+    links.querySelectorAll("button.copy")[0].classList.add("copy-viewer");
+
+    if (media.expires_at) {
+      const expiry = item.querySelector(".expiry");
+      expiry.hidden = false;
+      expiry.textContent = "Deleted on " + new Date(media.expires_at * 1000).toLocaleString() +
+        " unless you keep it with a verified API key.";
+    }
+
+    const head = item.querySelector("table.cdn thead tr");
+    FORMATS.forEach((format) => {
+      const th = document.createElement("th");
+      th.scope = "col";
+      th.textContent = format;
+      head.appendChild(th);
+    });
+    const body = item.querySelector("table.cdn tbody");
+    SIZES.forEach((size) => {
+      const row = document.createElement("tr");
+      const th = document.createElement("th");
+      th.scope = "row";
+      th.textContent = size;
+      row.appendChild(th);
+      FORMATS.forEach((format) => {
+        const url = cdnUrl(media.src, format, size);
+        const cell = document.createElement("td");
+        cell.append(link(url, "open"), copyButton(url, "Copy"));
+        row.appendChild(cell);
+      });
+      body.appendChild(row);
+    });
+    item.querySelector(".result").hidden = false;
+    if (media.upgrade) showUpgrade(media.upgrade);
+  }
+
+  function showUpgrade(upgrade) {
+    const box = $("#upgrade");
+    box.replaceChildren(upgrade.message + " ");
+    if (upgrade.url) box.append(link(upgrade.url, upgrade.label || "Learn more"));
+    box.hidden = false;
+  }
+
+  function errorText(status, body) {
+    if (!body || typeof body !== "object") return "failed (HTTP " + status + ")";
+    let text = body.message || body.error || "failed (HTTP " + status + ")";
+    const action = body.action;
+    if (action && action.type === "wait" && action.seconds) {
+      text += " (try again in " + action.seconds + " s)";
+    }
+    return text;
+  }
+
+  function showError(item, status, body) {
+    setState(item, errorText(status, body), "failed");
+    const action = body && body.action;
+    if (action && action.url) {
+      const links = item.querySelector(".links");
+      links.append(link(action.url, action.label || action.type));
+      item.querySelector(".result").hidden = false;
+      item.querySelector("table.cdn").hidden = true;
+    }
+  }
+
+  // ---- Sending -----------------------------------------------------------------------
+  function formFor(file) {
+    const form = new FormData();
+    form.append("file", file, file.name);
+    const namespace = $("#opt-namespace").value.trim();
+    const tags = $("#opt-tags").value.trim();
+    if (namespace) form.append("namespace", namespace);
+    if (tags) form.append("tags", tags);
+    form.append("public", $("#opt-public").checked ? "true" : "false");
+    return form;
+  }
+
+  function send(job) {
+    const { file, item } = job;
+    const xhr = new XMLHttpRequest();
+    const progress = item.querySelector("progress");
+    xhr.open("POST", "/v1/upload");
+    const key = storedKey();
+    if (key) xhr.setRequestHeader("Authorization", "Bearer " + key);
+    xhr.upload.addEventListener("progress", (event) => {
+      if (!event.lengthComputable) return;
+      const percent = Math.round((event.loaded / event.total) * 100);
+      progress.value = percent;
+      setState(item, "uploading " + percent + "%");
+    });
+    xhr.upload.addEventListener("load", () => setState(item, "processing"));
+    xhr.addEventListener("load", () => {
+      let body = null;
+      try { body = JSON.parse(xhr.responseText); } catch (e) { body = null; }
+      if (xhr.status === 201 && body) showResult(item, body);
+      else showError(item, xhr.status, body);
+      finish();
+    });
+    xhr.addEventListener("error", () => { setState(item, "network error", "failed"); finish(); });
+    xhr.addEventListener("abort", () => { setState(item, "cancelled", "failed"); finish(); });
+    setState(item, "uploading");
+    xhr.send(formFor(file));
+  }
+
+  function finish() {
+    running -= 1;
+    pump();
+  }
+
+  function pump() {
+    while (running < PARALLEL && queue.length) {
+      running += 1;
+      send(queue.shift());
+    }
+  }
+
+  function addFiles(files) {
+    Array.from(files).forEach((file) => queue.push({ file, item: newItem(file) }));
+    pump();
+  }
+
+  // ---- Wiring ------------------------------------------------------------------------
+  function init() {
+    $("#key-form").addEventListener("submit", saveKey);
+    $("#key-forget").addEventListener("click", forgetKey);
+    const input = $("#file-input");
+    input.addEventListener("change", () => { addFiles(input.files); input.value = ""; });
+
+    const zone = $("#drop-zone");
+    ["dragenter", "dragover"].forEach((name) => zone.addEventListener(name, (event) => {
+      event.preventDefault();
+      zone.classList.add("over");
+    }));
+    ["dragleave", "drop"].forEach((name) => zone.addEventListener(name, () => {
+      zone.classList.remove("over");
+    }));
+    zone.addEventListener("drop", (event) => {
+      event.preventDefault();
+      if (event.dataTransfer && event.dataTransfer.files.length) addFiles(event.dataTransfer.files);
+    });
+    // A file dropped beside the zone must not navigate away from the page.
+    window.addEventListener("dragover", (event) => event.preventDefault());
+    window.addEventListener("drop", (event) => event.preventDefault());
+    showKeyState();
+  }
+
+  init();
+}());

@@ -1,0 +1,67 @@
+"""Headless Chromium for the browser tests: Debian's ``chromium`` driven by Playwright.
+
+Playwright never downloads a browser here: it drives the system executable
+(``/usr/bin/chromium``, or ``IMGPRO_TEST_CHROMIUM``). Without it (or without the ``playwright``
+package) the tests skip with the reason, except under ``CI=true``, where ``.ci/run`` has
+installed Chromium and a missing browser must fail the run instead of hiding it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+ARTIFACTS = ROOT / "tests" / "artifacts" / "browser"
+
+
+def chromium_path() -> str | None:
+    wanted = os.environ.get("IMGPRO_TEST_CHROMIUM")
+    if wanted:
+        return wanted if Path(wanted).exists() else None
+    for candidate in ("/usr/bin/chromium", shutil.which("chromium"),
+                      shutil.which("chromium-browser")):
+        if candidate and Path(candidate).exists():
+            return candidate
+    return None
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason}; under CI=true .ci/run installs Chromium, so this is an error")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for the session; each test opens its own contexts."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("the playwright package is not installed (pip install -e '.[dev]')")
+    executable = chromium_path()
+    if executable is None:
+        _unavailable("Chromium not found at /usr/bin/chromium (apt-get install chromium, "
+                     "or set IMGPRO_TEST_CHROMIUM)")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=executable, headless=True,
+                                              args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    """Where screenshots go (gitignored): kept after the run for people to look at."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
