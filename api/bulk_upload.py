@@ -178,17 +178,20 @@ class CountingReader(io.BytesIO):
         return chunk
 
 
+def _head_and_size(path: Path) -> tuple[bytes, int]:
+    with path.open("rb") as fh:
+        return fh.read(SNIFF_BYTES), os.fstat(fh.fileno()).st_size
+
+
 # ---- Uploading one file -------------------------------------------------------------------
 
 async def upload_file(client: httpx.AsyncClient, path: Path, options: UploadOptions, run: Run,
                       report: Callable[[int], None]) -> FileResult:
     """Upload one file with retries; ``report(n)`` moves the byte progress by ``n``."""
     try:
-        with path.open("rb") as fh:
-            head = fh.read(SNIFF_BYTES)
+        head, size = await asyncio.to_thread(_head_and_size, path)
         reason = non_image_reason(head)
         if reason is not None:
-            size = path.stat().st_size
             report(size)
             return FileResult(str(path), "skipped", size, reason=reason)
         data = await asyncio.to_thread(path.read_bytes)

@@ -43,8 +43,10 @@ def error_text(response: httpx.Response) -> str:
         text = f"{body['error']}: {body.get('message', '')}".rstrip(": ")
         errors = body.get("errors")
         if isinstance(errors, dict) and errors:
-            details = "; ".join(f"{field}: {' '.join(map(str, msgs)) if isinstance(msgs, list) else msgs}"
-                                for field, msgs in errors.items())
+            details = "; ".join(
+                f"{name}: {' '.join(map(str, msgs)) if isinstance(msgs, list) else msgs}"
+                for name, msgs in errors.items()
+            )
             text += f" ({details})"
         return text
     return f"HTTP {response.status_code} {response.reason_phrase}".strip()

@@ -53,7 +53,8 @@ def add_parser(sub: Any) -> None:
     keys = sub.add_parser("keys", help="API keys")
     actions = keys.add_subparsers(dest="keys_command", required=True)
     create = actions.add_parser("create", help="create an account and an API key (POST /v1/keys)")
-    create.add_argument("--email", required=True, help="your email; the verification link goes there")
+    create.add_argument("--email", required=True,
+                        help="your email; the verification link goes there")
     create.add_argument("--name", default=None, help='key name (default "Default")')
     create.add_argument("--json", action="store_true", help="print the server's JSON answer")
     add_server_options(create, with_key=False)

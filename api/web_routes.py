@@ -1,4 +1,4 @@
-"""The files people and tools fetch from the API role: the upload page ``/`` and ``/openapi.yaml``.
+"""The files people and tools fetch from the API role: the upload page ``/``, ``/openapi.yaml``.
 
 They are plain files kept in the repository (``api/web/`` and ``api/openapi.yaml``), read once
 when the app is built and answered from memory with a content-hash ETag, so a browser
@@ -68,6 +68,8 @@ def web_files(settings: Settings) -> dict[str, WebFile]:
                               "text/javascript; charset=utf-8", common),
         "/upload.css": WebFile((WEB_DIR / "upload.css").read_bytes(),
                                "text/css; charset=utf-8", common),
+        "/favicon.ico": WebFile((WEB_DIR / "favicon.ico").read_bytes(), "image/x-icon",
+                                {**common, "Cache-Control": "public, max-age=86400"}),
         "/openapi.yaml": WebFile(OPENAPI_PATH.read_bytes(), "application/yaml; charset=utf-8",
                                  {**common, "Access-Control-Allow-Origin": "*"}),
     }

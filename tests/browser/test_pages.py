@@ -50,7 +50,7 @@ def watch_errors(page: Any) -> list[str]:
     """Script errors and console errors (CSP violations, failed loads) seen by the page."""
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
-    page.on("console", lambda msg: errors.append(f"console: {msg.text}")
+    page.on("console", lambda msg: errors.append(f"console: {msg.text} {msg.location.get('url')}")
             if msg.type == "error" else None)
     return errors
 
@@ -100,6 +100,7 @@ def test_anonymous_upload_links_and_viewer(server: RunningServer, corpus: list[C
     response = page.goto(server.url + "/")
     assert response is not None and response.status == 200
     assert "anonymous" in page.inner_text("#key-status")
+    assert page.is_visible("#key-input") and page.is_hidden("#key-forget")
     page.screenshot(path=artifacts / "upload-empty.png", full_page=True)
 
     picked = corpus_file(corpus, "photo-ladybird-2560x1600.jpg")
@@ -238,6 +239,7 @@ def test_api_key_is_kept_and_used(server: RunningServer, corpus: list[CorpusImag
     image = corpus_file(corpus, "photo-storm-1920x1280.jpg")
     not_image = tmp_path / "notes.txt"
     not_image.write_text("not an image\n")
+    page.click("#options summary")
     page.fill("#opt-tags", "browser,storm")
     page.set_input_files("#file-input", [str(image.path), str(not_image)])
     wait_done(page, 2)
@@ -255,6 +257,7 @@ def test_api_key_is_kept_and_used(server: RunningServer, corpus: list[CorpusImag
 
     page.click("#key-forget")
     assert "anonymous" in page.inner_text("#key-status")
+    assert page.is_visible("#key-input") and page.is_hidden("#key-forget")
     assert page.evaluate("localStorage.getItem('imgpro.apiKey')") is None
     # The only console error allowed is the refused non-image upload (HTTP 400 in the log).
     assert [e for e in errors if "400" not in e] == []
