@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
+from api.observability import Observed, configure_access_log, mark_worker_gone, metrics_endpoint
 from api.settings import Settings
 from cache import DiskCache, MemoryCache, RenditionCache
 from transformer.server import CDN_PATH, CdnOrigin, OriginConfig, Receive, Scope, Send
@@ -60,8 +61,9 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": code, "message": exc.detail}, exc.status_code, exc.headers)
 
 
-def create_app(settings: Settings | None = None) -> RoleApp:
+def create_app(settings: Settings | None = None) -> Observed:
     settings = settings or Settings()
+    configure_access_log(settings.access_log)
     store = open_store(settings.effective_storage_url, s3_endpoint_url=settings.s3_endpoint_url)
     cdn = build_cdn(settings, store) if settings.role in ("all", "cdn") else None
     api_app = None
@@ -79,6 +81,7 @@ def create_app(settings: Settings | None = None) -> RoleApp:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
+            stack.callback(mark_worker_gone)
             stack.push_async_callback(store.close)
             if cdn is not None:
                 await cdn.start()
@@ -88,7 +91,10 @@ def create_app(settings: Settings | None = None) -> RoleApp:
                 await stack.enter_async_context(api_app.router.lifespan_context(api_app))
             yield
 
-    routes: list[Route | Mount] = [Route("/healthz", healthz, methods=["GET", "HEAD"])]
+    routes: list[Route | Mount] = [
+        Route("/healthz", healthz, methods=["GET", "HEAD"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+    ]
     if api_app is not None:
         from api.web_routes import web_routes  # upload page and /openapi.yaml (helper ux)
 
@@ -96,4 +102,4 @@ def create_app(settings: Settings | None = None) -> RoleApp:
         routes.append(Mount("/", app=api_app))
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={HTTPException: http_error})
-    return RoleApp(cdn, app)
+    return Observed(RoleApp(cdn, app), log_format=settings.log_format)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,9 +28,38 @@ def _serve(args: argparse.Namespace) -> int:
     # glibc malloc fragments badly under many-threaded image work; cap the arenas before any
     # thread or worker process starts (children inherit the variable).
     os.environ.setdefault("MALLOC_ARENA_MAX", "2")
+    _prepare_multiprocess_metrics()
     from api.server import run
 
     return run()
+
+
+def _prepare_multiprocess_metrics() -> None:
+    """With several workers, prometheus-client keeps each one's values in files that
+    /metrics sums; the directory must exist, empty, before any worker imports it."""
+    from api.settings import Settings
+
+    settings = Settings()
+    if settings.workers < 2 or "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        return
+    parent = (settings.data_dir / "metrics").resolve()
+    if parent.is_dir():  # leftovers of earlier runs, not of live servers sharing the data dir
+        for old in parent.iterdir():
+            if not (old.name.isdigit() and _alive(int(old.name))):
+                shutil.rmtree(old, ignore_errors=True)
+    directory = parent / str(os.getpid())
+    directory.mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _put(args: argparse.Namespace) -> int:

@@ -68,6 +68,7 @@ class Settings(BaseSettings):
     mail_from: str = DEFAULT_MAIL_FROM
     secret_key: str | None = None
     log_format: Literal["plain", "json"] = "plain"
+    access_log: bool = True
 
     # /v1 API (helper "api")
     registration_redirect_url: str | None = None

@@ -58,6 +58,7 @@ ROUTES = [
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
+    request.state.error_code = exc.code  # read by the metrics of rejected uploads
     return error_response(exc)
 
 

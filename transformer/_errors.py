@@ -1,9 +1,9 @@
 """The one exception type the transform library raises for bad input.
 
-    TransformError                      (code -> HTTP status used by the servers)
-     ├── UnsupportedImage   unsupported_format  400  not an image, truncated, or a type we don't decode
-     ├── ImageTooLarge      image_too_large     400  declared pixels exceed the limit (decompression bomb)
-     └── TransformTimeout   transform_timeout   503  the work took longer than the time limit
+    TransformError             code                status  when
+     ├── UnsupportedImage      unsupported_format  400     not an image, truncated, undecodable
+     ├── ImageTooLarge         image_too_large     400     declared pixels over the limit (bomb)
+     └── TransformTimeout      transform_timeout   503     took longer than the time limit
 
 Callers catch ``TransformError`` and map ``.code``/``.status`` to the reference's error shape;
 they never see a libvips or Pillow exception.

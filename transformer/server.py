@@ -32,6 +32,7 @@ from cachetools import TTLCache
 
 import transformer
 from cache import Entry, Layer, RenditionCache
+from transformer import metrics
 from transformer._errors import TransformError
 from transformer._types import EXTENSION_ALIASES, FORMATS, MEDIA_TYPES, SIZES, Size
 from transformer.http_cache import IMMUTABLE, is_not_modified
@@ -181,6 +182,7 @@ class CdnOrigin:
         entry = self.cache.peek(key)
         if entry is not None:
             await self._revalidate(request)
+            metrics.count_lookup("memory", self.cache.disk.enabled)
             return entry, "memory"
         if request.size is None:
             original_kind = await self._original_kind(request)
@@ -195,14 +197,18 @@ class CdnOrigin:
         except OriginalNotFound as exc:
             raise CdnError(404, "not_found", "No image at this address.") from exc
         except StoreUnavailable as exc:
+            metrics.TRANSFORM_REFUSALS.labels("store_unavailable").inc()
             raise CdnError(503, "storage_unavailable", "Storage is unavailable; retry shortly.",
                            retry_after=5) from exc
         except Overloaded as exc:
+            metrics.TRANSFORM_REFUSALS.labels("overloaded").inc()
             raise CdnError(503, "overloaded", "Too many transforms in progress; retry shortly.",
                            retry_after=exc.retry_after) from exc
         except TransformError as exc:
+            metrics.TRANSFORM_REFUSALS.labels(exc.code).inc()
             raise CdnError(exc.status, exc.code, exc.message,
                            retry_after=5 if exc.status == 503 else None) from exc
+        metrics.count_lookup(layer, self.cache.disk.enabled)
         if layer == "disk":
             await self._revalidate(request)
         return entry, layer
@@ -246,13 +252,18 @@ class CdnOrigin:
         async def job() -> bytes:
             original = await self.store.get(request.team_hash, request.uid)
             self._mark_validated(request)
-            rendition = await pool.in_thread(
-                transformer.transform, original, request.size, request.kind,  # type: ignore[arg-type]
-                max_pixels=self.config.max_pixels, timeout=self.config.transform_timeout,
-            )
+            with metrics.TRANSFORM_SECONDS.labels(request.kind, request.size or "o").time():
+                rendition = await pool.in_thread(
+                    transformer.transform, original, request.size, request.kind,  # type: ignore[arg-type]
+                    max_pixels=self.config.max_pixels, timeout=self.config.transform_timeout,
+                )
             return rendition.data
 
-        return await pool.run(job)
+        metrics.TRANSFORM_QUEUE.inc()
+        try:
+            return await pool.run(job)
+        finally:
+            metrics.TRANSFORM_QUEUE.dec()
 
     async def _send_original(self, request: CdnRequest, if_none_match: bytes | None,
                              head_only: bool, send: Send) -> None:
