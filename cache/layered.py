@@ -48,6 +48,11 @@ class RenditionCache:
         if entry is not None:
             self.memory.put(key, entry)
             return entry, "disk"
+        # A production may have finished while the disk was read; from here to joining or
+        # starting a flight nothing awaits, so this check and the flight are atomic.
+        entry = self.memory.get(key)
+        if entry is not None:
+            return entry, "memory"
 
         group, _variant = split_key(key)
         started = self._purge_seq
