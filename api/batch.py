@@ -17,7 +17,8 @@ from api.context import context_of
 from api.db.media import by_team_ids, by_team_namespace, get_team_media, replace_tags, update_media
 from api.deletion import delete_media
 from api.errors import InvalidRequest, json_response
-from api.media_fields import MAX_TAGS, parse_media_fields
+from api.ids import looks_like_media_id
+from api.media_fields import MAX_TAGS, parse_media_fields, parse_namespace
 from api.request_json import read_json_object
 
 MAX_IDS = 100
@@ -32,7 +33,8 @@ def parse_ids(value: Any, *, required: bool = True) -> list[str]:
         raise InvalidRequest.field("ids", "The ids must be a non-empty list of media ids.")
     if len(value) > MAX_IDS:
         raise InvalidRequest.field("ids", f"At most {MAX_IDS} ids per batch.")
-    return list(dict.fromkeys(value))
+    # Strings that cannot be media ids match nothing: leave them out of the query.
+    return [i for i in dict.fromkeys(value) if looks_like_media_id(i)]
 
 
 def new_tags(current: list[str], given: list[str], mode: str) -> list[str]:
@@ -89,8 +91,11 @@ async def batch_delete(request: Request) -> Response:
     if has_ids:
         condition = by_team_ids(owner.team_id, parse_ids(body["ids"]))
     else:
-        namespace = body["namespace"]
-        if not isinstance(namespace, str) or not namespace:
+        try:
+            namespace = parse_namespace(body["namespace"])
+        except ValueError as bad:
+            raise InvalidRequest.field("namespace", str(bad)) from None
+        if namespace is None:
             raise InvalidRequest.field("namespace", "The namespace must be a non-empty string.")
         condition = by_team_namespace(owner.team_id, namespace)
     return json_response({"deleted": await delete_media(ctx, condition)})

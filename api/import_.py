@@ -20,8 +20,7 @@ from api.url_import import FetchTooLarge, ImportFetchError, fetch_image
 
 def name_from_url(url: str) -> str | None:
     """The last path segment of the URL ("photo.jpg"), the default display name."""
-    segment = posixpath.basename(unquote(urlsplit(url).path))
-    return segment[:255] or None
+    return posixpath.basename(unquote(urlsplit(url).path)) or None
 
 
 async def import_(request: Request) -> Response:

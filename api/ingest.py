@@ -36,6 +36,7 @@ from api.errors import (
     json_response,
 )
 from api.ids import new_media_id
+from api.media_fields import display_name
 from api.media_json import media_json
 from api.plans import DAY, MB, RETENTION_DAYS, max_file_bytes
 from api.quotas import check_quota, quota_state, take_quota
@@ -154,7 +155,7 @@ def _row_values(uploader: Uploader, media_id: str, info: transformer.ImageInfo, 
         "id": media_id,
         "team_id": uploader.team_id,
         "account_id": owner.account_id if owner else None,
-        "name": fields.get("name") or default_name or f"{media_id}.{info.format}",
+        "name": fields.get("name") or display_name(default_name) or f"{media_id}.{info.format}",
         "extension": info.format,
         "width": info.width,
         "height": info.height,

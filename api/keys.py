@@ -53,8 +53,9 @@ def parse_email(value: Any) -> str:
 def parse_key_name(value: Any) -> str:
     if value is None:
         return "Default"
-    if not isinstance(value, str) or not value.strip() or len(value.strip()) > 100:
-        raise InvalidRequest.field("name", "The name must be a string of 1-100 characters.")
+    if (not isinstance(value, str) or not value.strip() or len(value.strip()) > 100
+            or not value.isprintable()):
+        raise InvalidRequest.field("name", "The name must be 1-100 printable characters.")
     return value.strip()
 
 

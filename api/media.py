@@ -30,6 +30,7 @@ from api.db.media import (
 )
 from api.deletion import delete_media
 from api.errors import Duplicate, InvalidRequest, NotFound, json_response
+from api.ids import looks_like_media_id
 from api.media_fields import merge_metadata, parse_media_fields, parse_namespace, parse_tags
 from api.media_json import media_json
 from api.request_json import read_json_object
@@ -48,7 +49,7 @@ def decode_cursor(cursor: str) -> tuple[int, int]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         value = orjson.loads(raw)
         sort_at, seq = value["s"], value["q"]
-        if not isinstance(sort_at, int) or not isinstance(seq, int):
+        if not all(isinstance(v, int) and abs(v) < 2**62 for v in (sort_at, seq)):
             raise TypeError
     except (binascii.Error, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
         raise InvalidRequest.field("cursor", "The cursor is not valid.") from None
@@ -69,6 +70,14 @@ def parse_tag_mode(value: str | None) -> TagMode:
     if value == "any":
         return "any"
     raise InvalidRequest.field("tag_mode", "The tag_mode must be 'all' or 'any'.")
+
+
+def media_id_param(request: Request) -> str:
+    """The ``{id}`` of the path; ids that cannot exist are 404 before any query."""
+    media_id = str(request.path_params["id"])
+    if not looks_like_media_id(media_id):
+        raise NotFound("Image not found.")
+    return media_id
 
 
 def _field(parse: Any, name: str, value: Any) -> Any:
@@ -126,14 +135,14 @@ def _expired(ctx: ApiContext, record: MediaRecord) -> bool:
 
 async def get_handler(request: Request) -> Response:
     ctx = context_of(request)
-    record, editable = await visible_media(ctx, request, request.path_params["id"])
+    record, editable = await visible_media(ctx, request, media_id_param(request))
     return json_response(media_json(ctx, record, editable=editable))
 
 
 async def patch_handler(request: Request) -> Response:
     ctx = context_of(request)
     owner = await require_key(request, "write")
-    media_id = request.path_params["id"]
+    media_id = media_id_param(request)
     body = await read_json_object(request)
     fields = parse_media_fields(body, allow_ttl=True)
     now = ctx.now()
@@ -174,6 +183,6 @@ def _changes(record: MediaRecord, fields: dict[str, Any], now: int) -> dict[str,
 async def delete_handler(request: Request) -> Response:
     ctx = context_of(request)
     owner = await require_key(request, "write")
-    if not await delete_media(ctx, by_team_ids(owner.team_id, [request.path_params["id"]])):
+    if not await delete_media(ctx, by_team_ids(owner.team_id, [media_id_param(request)])):
         raise NotFound("Image not found.")
     return json_response({"deleted": True})

@@ -45,14 +45,32 @@ _FALSE = {"false", "0", "no", "off"}
 _UNIX = re.compile(r"^-?\d+(\.\d+)?$")
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 class _Bad(ValueError):
     """One field's problem; collected into the 422's ``errors`` object."""
+
+
+def _plain(value: str, what: str) -> str:
+    """Refuse control characters (NUL and friends): databases and HTML pages choke on them."""
+    if _CONTROL.search(value):
+        raise _Bad(f"The {what} may not contain control characters.")
+    return value
+
+
+def display_name(raw: str | None) -> str | None:
+    """A default name from a filename or URL: control characters dropped, at most 255 chars."""
+    if raw is None:
+        return None
+    cleaned = _CONTROL.sub("", raw).strip()[:MAX_NAME_LENGTH].strip()
+    return cleaned or None
 
 
 def parse_name(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise _Bad("The name must be a non-empty string.")
-    value = value.strip()
+    value = _plain(value.strip(), "name")
     if len(value) > MAX_NAME_LENGTH:
         raise _Bad(f"The name may not be longer than {MAX_NAME_LENGTH} characters.")
     return value
@@ -68,7 +86,7 @@ def parse_tags(value: Any) -> list[str]:
     else:
         raise _Bad("Tags must be a comma-separated string or a list of strings.")
     tags: list[str] = []
-    for item in (i.strip() for i in items):
+    for item in (_plain(i.strip(), "tags") for i in items):
         if item and item not in tags:
             tags.append(item)
     if len(tags) > MAX_TAGS:
@@ -105,7 +123,7 @@ def parse_external_id(value: Any) -> str | None:
         raise _Bad("The external_id must be a non-empty string.")
     if len(value) > MAX_EXTERNAL_ID_LENGTH:
         raise _Bad(f"The external_id may not be longer than {MAX_EXTERNAL_ID_LENGTH} characters.")
-    return value
+    return _plain(value, "external_id")
 
 
 def parse_date(value: Any) -> int | None:
@@ -171,6 +189,7 @@ def check_metadata_key(key: str) -> None:
         raise _Bad(f"Metadata keys must be 1-{MAX_METADATA_KEY_LENGTH} characters.")
     if key in RESERVED_FIELDS or key in RESPONSE_FIELDS:
         raise _Bad(f"'{key}' is a reserved field and cannot be used as a metadata key.")
+    _plain(key, "metadata key")
 
 
 _PARSERS: dict[str, Callable[[Any], Any]] = {
@@ -213,6 +232,11 @@ def parse_media_fields(raw: Mapping[str, Any], *, allow_ttl: bool,
             errors.setdefault(key, []).append(str(bad))
     if "metadata" in raw or custom:
         out["metadata"] = custom
+        if "metadata" not in errors:
+            try:
+                check_metadata_size({k: v for k, v in custom.items() if v is not None})
+            except InvalidRequest as too_much:
+                errors.update(too_much.errors)
     if errors:
         raise InvalidRequest(errors)
     return out

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import socket
+import time
+from typing import Any
 
 import httpx
 
@@ -165,19 +168,53 @@ def test_bad_keys_are_401(api: ApiServer) -> None:
     assert api.upload(key="img_live_wrong").status_code == 401
 
 
-def test_registration_closed(api_factory) -> None:  # type: ignore[no-untyped-def]
+def test_registration_closed_and_public_urls(api_factory) -> None:  # type: ignore[no-untyped-def]
     closed = api_factory(IMGPRO_REGISTRATION="closed",
-                         IMGPRO_REGISTRATION_REDIRECT_URL="https://dashboard.example/keys")
+                         IMGPRO_REGISTRATION_REDIRECT_URL="https://dashboard.example/keys",
+                         IMGPRO_PUBLIC_URL="https://img.example/", IMGPRO_CDN_URL="https://src.example")
     response = closed.request("POST", "/v1/keys", json={"email": fresh_email()})
     assert response.status_code == 403
     body = response.json()
     assert body["error"] == "registration_closed"
     assert body["action"] == {"type": "redirect", "url": "https://dashboard.example/keys",
                               "label": "Go to dashboard"}
+    # IMGPRO_PUBLIC_URL / IMGPRO_CDN_URL are the bases of url / src.
+    media = closed.upload().json()
+    assert media["url"] == f"https://img.example/{media['id']}"
+    assert media["src"] == f"https://src.example/anon/{media['id']}.png"
+    assert media["upgrade"]["url"].startswith("https://img.example/")
 
 
-def test_rate_limits_off(api_factory) -> None:  # type: ignore[no-untyped-def]
-    relaxed = api_factory(IMGPRO_RATE_LIMITS="off")
+class _Inbox:
+    def __init__(self) -> None:
+        self.messages: list[bytes] = []
+
+    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:  # noqa: N802
+        self.messages.append(envelope.content)
+        return "250 OK"
+
+
+def test_rate_limits_off_and_smtp(api_factory) -> None:  # type: ignore[no-untyped-def]
+    from aiosmtpd.controller import Controller
+
+    inbox = _Inbox()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    smtp = Controller(inbox, hostname="127.0.0.1", port=port)
+    smtp.start()
+    try:
+        relaxed = api_factory(IMGPRO_RATE_LIMITS="off", IMGPRO_SMTP_URL=f"smtp://127.0.0.1:{port}")
+        email = fresh_email("smtp")
+        relaxed.new_key(email)
+        deadline = time.monotonic() + 10
+        while not inbox.messages and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        smtp.stop()
+    (sent,) = inbox.messages
+    assert email.encode() in sent and b"/v1/verify?token=" in sent
+    assert relaxed.links_to(email)  # the outbox keeps a copy too
     ip = fresh_ip()
     statuses = {
         relaxed.request("POST", "/v1/keys", json={"email": fresh_email()}, ip=ip).status_code

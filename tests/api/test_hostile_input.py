@@ -1,0 +1,114 @@
+"""Bad input of every kind gets a 4xx in the reference's JSON shape: never a 500, never HTML."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.api.conftest import ApiServer, tiny_png
+
+
+@pytest.fixture(scope="module")
+def key(api: ApiServer) -> str:
+    return str(api.new_key()["key"])
+
+
+def _assert_client_error(response: Any, status: int | None = None) -> None:
+    assert 400 <= response.status_code < 500, (response.status_code, response.text[:300])
+    if status is not None:
+        assert response.status_code == status, response.text[:300]
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert isinstance(body["error"], str) and isinstance(body["message"], str)
+    if response.status_code == 422:
+        assert isinstance(body["errors"], dict) and body["errors"]
+
+
+def test_control_characters_and_long_values(api: ApiServer, key: str) -> None:
+    for field, value in (("name", "a\x00b"), ("tags", "ok,b\x00d"), ("external_id", "e\x00"),
+                         ("external_id", "e" * 256), ("name", "n" * 256), ("x" * 65, "v"),
+                         ("metadata", '{"bad\\u0001key": 1}')):
+        _assert_client_error(api.upload(key=key, **{field: value}), 422)
+    # A hostile filename only feeds the default name: cleaned and shortened, never an error.
+    body = api.upload(key=key, filename="evil\x00name" + "z" * 400 + ".png").json()
+    assert "\x00" not in body["name"] and len(body["name"]) <= 255
+
+
+def test_metadata_limits(api: ApiServer, key: str) -> None:
+    too_many = orjson.dumps({f"k{i}": i for i in range(51)}).decode()
+    _assert_client_error(api.upload(key=key, metadata=too_many), 422)
+    too_big = orjson.dumps({"blob": "x" * 20_000}).decode()
+    _assert_client_error(api.upload(key=key, metadata=too_big), 422)
+    for metadata in ("[1, 2]", "null-ish", '"text"'):
+        _assert_client_error(api.upload(key=key, metadata=metadata), 422)
+    media = api.upload(key=key).json()
+    for patch in ({"metadata": [1]}, {"metadata": {"id": "x"}}, {"tags": 5}, {"name": None},
+                  {"date": True}, {"date": "2020-13-45"}, {"date": 1e300}, {"ttl": "soon"},
+                  {"public": None}, {"external_id": {"a": 1}}):
+        _assert_client_error(
+            api.request("PATCH", f"/v1/media/{media['id']}", key=key, json=patch), 422)
+
+
+def test_cursors_and_query_values(api: ApiServer, key: str) -> None:
+    def cursor(value: object) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    for bad in (cursor({"s": 10**30, "q": 1}), cursor({"s": "x", "q": 1}), cursor([1, 2]),
+                cursor({"s": 1.5, "q": 2}), "%%%", "a" * 5000):
+        _assert_client_error(api.request("GET", "/v1/media", key=key, params={"cursor": bad}), 422)
+    for params in ({"limit": "-1"}, {"limit": "1e2"}, {"limit": "9" * 40},
+                   {"tags": ",".join("t" * 60 for _ in range(3))}):
+        _assert_client_error(api.request("GET", "/v1/media", key=key, params=params), 422)
+
+
+def test_bodies_of_the_wrong_kind(api: ApiServer, key: str) -> None:
+    deep = b"[" * 5000 + b"]" * 5000
+    for path, method in (("/v1/keys", "POST"), ("/v1/import", "POST"),
+                         ("/v1/media/batch", "PATCH"), ("/v1/media/batch", "DELETE")):
+        for content in (deep, b"\xff\xfe\x00garbage", b'{"ids": "x"}', b"x" * (2 * 1024 * 1024),
+                        b"123", b'{"update": [], "ids": [1, 2]}'):
+            response = api.request(method, path, key=key, content=content,
+                                   headers={"Content-Type": "application/json"})
+            _assert_client_error(response)
+    media = api.upload(key=key).json()
+    _assert_client_error(api.request("PATCH", f"/v1/media/{media['id']}", key=key,
+                                     content=b"[]"), 422)
+
+
+def test_multipart_oddities(api: ApiServer, key: str) -> None:
+    boundary = "b0undary"
+    bodies = [
+        b"--b0undary\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nabc",  # truncated
+        b"not multipart at all",
+        b"--b0undary--\r\n",
+        (b"--b0undary\r\n" + b"X-Header: v\r\n" * 50 + b"\r\n\r\n--b0undary--\r\n"),
+    ]
+    for body in bodies:
+        response = api.request("POST", "/v1/upload", key=key, content=body, headers={
+            "Content-Type": f"multipart/form-data; boundary={boundary}"})
+        _assert_client_error(response)
+    many_fields = {f"f{i}": "v" for i in range(150)}
+    _assert_client_error(api.upload(key=key, **many_fields), 422)
+    not_utf8 = api.request("POST", "/v1/upload", key=key,
+                           files={"file": ("a.png", tiny_png())}, data={"caption": "caf\xe9"})
+    assert not_utf8.status_code == 201
+
+
+def test_paths_and_ids(api: ApiServer, key: str) -> None:
+    for path in ("/v1/media/%00", "/v1/media/" + "a" * 5000, "/v1/media/..%2F..%2Fetc",
+                 "/%00", "/" + "A" * 12 + "%00", "/v1/media/batch/x"):
+        response = api.request("GET", path, key=key)
+        assert response.status_code in (404, 422), (path, response.status_code)
+    for method in ("PATCH", "DELETE"):
+        _assert_client_error(api.request(method, "/v1/media/" + "z" * 300, key=key,
+                                         json={"name": "x"}), 404)
+
+
+def test_no_tracebacks_in_the_log(api: ApiServer) -> None:
+    """Runs last in this module: nothing above made the server log an unhandled error."""
+    log = api.server.log()
+    assert "Traceback" not in log and "unhandled error" not in log, log[-3000:]
