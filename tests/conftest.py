@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,6 +129,16 @@ def stop_server(server: RunningServer, timeout: float = 20.0) -> int:
     except subprocess.TimeoutExpired:
         server.process.kill()
         return server.process.wait()
+
+
+@contextmanager
+def running_server(data_dir: Path, env: dict[str, str] | None = None) -> Iterator[RunningServer]:
+    """A real server for a ``with`` block: module-scoped fixtures share one this way."""
+    server = start_server(data_dir, env)
+    try:
+        yield server
+    finally:
+        stop_server(server)
 
 
 @pytest.fixture

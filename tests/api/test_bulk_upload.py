@@ -32,7 +32,7 @@ from api.bulk_upload import (
     retry_delay,
     walk,
 )
-from tests.conftest import ROOT, CorpusImage, RunningServer, start_server, stop_server
+from tests.conftest import ROOT, CorpusImage, RunningServer, running_server
 
 
 def run_cli(*args: str, key: str | None = None,
@@ -105,11 +105,9 @@ def test_counting_reader_takes_back_bytes_on_a_retry() -> None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    running = start_server(tmp_path_factory.mktemp("bulk") / "data", {"IMGPRO_RATE_LIMITS": "off"})
-    try:
+    data_dir = tmp_path_factory.mktemp("bulk") / "data"
+    with running_server(data_dir, {"IMGPRO_RATE_LIMITS": "off"}) as running:
         yield running
-    finally:
-        stop_server(running)
 
 
 @pytest.fixture(scope="module")

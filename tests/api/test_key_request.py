@@ -9,16 +9,13 @@ import httpx
 import pytest
 
 from tests.api.test_bulk_upload import run_cli
-from tests.conftest import RunningServer, free_port, start_server, stop_server
+from tests.conftest import RunningServer, free_port, running_server
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    running = start_server(tmp_path_factory.mktemp("keys-cli") / "data")
-    try:
+    with running_server(tmp_path_factory.mktemp("keys-cli") / "data") as running:
         yield running
-    finally:
-        stop_server(running)
 
 
 def test_creates_a_working_key(server: RunningServer) -> None:

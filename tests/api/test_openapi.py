@@ -29,7 +29,7 @@ from starlette.routing import Route
 
 from api.v1 import ROUTES
 from api.web_routes import OPENAPI_PATH
-from tests.conftest import CorpusImage, RunningServer, start_server, stop_server
+from tests.conftest import CorpusImage, RunningServer, running_server
 
 HTTP_METHODS = {"get", "put", "post", "patch", "delete", "head", "options", "trace"}
 MAX_EXAMPLES = 8
@@ -95,12 +95,9 @@ def test_errors_use_the_reference_shape() -> None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    running = start_server(tmp_path_factory.mktemp("openapi") / "data",
-                           {"IMGPRO_RATE_LIMITS": "off"})
-    try:
+    data_dir = tmp_path_factory.mktemp("openapi") / "data"
+    with running_server(data_dir, {"IMGPRO_RATE_LIMITS": "off"}) as running:
         yield running
-    finally:
-        stop_server(running)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 
 from api.settings import Settings
 from api.web_routes import WEB_DIR, is_not_modified, page_security_policy
-from tests.conftest import RunningServer, start_server, stop_server
+from tests.conftest import RunningServer, running_server
 
 EXPECTED = {
     "/": "text/html",
@@ -22,11 +22,8 @@ EXPECTED = {
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    running = start_server(tmp_path_factory.mktemp("web") / "data")
-    try:
+    with running_server(tmp_path_factory.mktemp("web") / "data") as running:
         yield running
-    finally:
-        stop_server(running)
 
 
 def test_files_are_served_with_types_and_revalidation(server: RunningServer) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import CorpusImage, RunningServer, start_server, stop_server
+from tests.conftest import CorpusImage, RunningServer, running_server
 
 KEY_IN_USE = "() => document.querySelector('#key-status').textContent.includes('plan free')"
 """Page-side predicates are functions, not expression strings: the page's CSP forbids eval."""
@@ -26,11 +26,8 @@ FORMAT_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp",
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    running = start_server(tmp_path_factory.mktemp("browser") / "data")
-    try:
+    with running_server(tmp_path_factory.mktemp("browser") / "data") as running:
         yield running
-    finally:
-        stop_server(running)
 
 
 @pytest.fixture
