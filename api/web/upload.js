@@ -268,6 +268,7 @@
   function finish() {
     running -= 1;
     pump();
+    if (running === 0 && !queue.length && storedKey()) showKeyState(); // uploads left, fresh
   }
 
   function pump() {

@@ -124,6 +124,10 @@ def test_anonymous_upload_links_and_viewer(server: RunningServer, corpus: list[C
         timeout=60_000,
     )
     page.screenshot(path=artifacts / "upload-done.png", full_page=True)
+    page.set_viewport_size({"width": 375, "height": 740})
+    assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+    page.screenshot(path=artifacts / "upload-done-phone.png", full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 900})
 
     by_name = {i.query_selector(".name").inner_text(): i for i in items}
     item = by_name[picked.path.name]
@@ -247,6 +251,8 @@ def test_api_key_is_kept_and_used(server: RunningServer, corpus: list[CorpusImag
     assert done is not None and failed is not None
     assert "supported image" in failed.query_selector(".state").inner_text()
     assert page.is_hidden("#upgrade")  # no anonymous upgrade banner with a key
+    page.wait_for_function("() => document.querySelector('#key-status').textContent"
+                           ".includes('99 of 100 uploads left')")  # refreshed after the uploads
     with httpx.Client(base_url=server.url, timeout=30,
                       headers={"Authorization": f"Bearer {key}"}) as http:
         media = http.get(f"/v1/media/{done.get_attribute('data-id')}").json()
