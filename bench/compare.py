@@ -60,6 +60,8 @@ from bench.workloads import (
     Served,
     Workload,
     load_photos,
+    load_rotation,
+    ours_teams,
     output_size,
     rotation,
 )
@@ -71,11 +73,7 @@ DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) /
 ALL_PARTICIPANTS = ("limit", "ours", "ipx", "thumbor", "nginx")
 LABELS = {"limit": LIMIT, "ours": OURS, "ipx": IPX, "thumbor": THUMBOR, "nginx": NGINX}
 COLD = [w for w in WORKLOADS if w.kind == "cold"]
-NAMES = 2400
-"""Served names (copies of the photos). Our server coalesces concurrent requests for the same
-rendition even with caches off; when it sheds load with fast 503s the rotation advances by
-hundreds of requests a second, so it must take longer to come round to a name than the
-slowest transform takes, or one transform would answer several "cold" requests."""
+
 HIT = next(w for w in WORKLOADS if w.kind == "hit")
 
 
@@ -118,6 +116,8 @@ def prepare_layout(root: Path, served: list[Served]) -> None:
     for s in served:
         (originals / s.uid).symlink_to(s.photo.path.resolve())
         (files / s.filename).symlink_to(s.photo.path.resolve())
+    for team in ours_teams()[1:]:
+        (originals.parent / team).symlink_to(originals, target_is_directory=True)
     root.chmod(0o755)
 
 
@@ -168,12 +168,12 @@ def measure_http(
     """A fresh server per connection count; mean bytes from one fetch of each photo first."""
     build = PATH_BUILDERS[who]
     if workload.kind == "hit":
-        paths = [build(run.served[0], workload)]
+        paths, prefixes = [build(run.served[0], workload)], [""]
         photos = [run.served[0].photo]
     else:
-        paths = [build(s, workload) for s in run.served]
+        paths, prefixes = load_rotation(who, run.served, workload)
         photos = run.photos
-    distinct = paths[: len(photos)]
+    distinct = [build(s, workload) for s in run.served[: len(photos)]]
     label = LABELS[who]
     mean_bytes: float | None = None
     for conns in run.connections:
@@ -187,7 +187,13 @@ def measure_http(
                 else:
                     fetch_all(server.url, distinct[:1], workers=1)  # warm-up after the restart
                 with RssSampler(server.pid) as rss:
-                    load = run_wrk(server.url, paths, connections=conns, seconds=run.args.duration)
+                    load = run_wrk(
+                        server.url,
+                        paths,
+                        prefixes=prefixes,
+                        connections=conns,
+                        seconds=run.args.duration,
+                    )
         except (ServerFailed, ParticipantBroken, RuntimeError, httpx.HTTPError) as exc:
             print("failed")
             run.skip(f"{label} {workload.name}", str(exc).strip()[:600])
@@ -384,13 +390,16 @@ def compare(run: Run) -> None:
 def soak(run: Run, seconds: float) -> None:
     """Our server under cold load (the three cold workloads, 8 connections), RSS every 5 s."""
     print(f"soak: ours, cold, {seconds:.0f} s at 8 connections", flush=True)
-    paths = [PATH_BUILDERS["ours"](s, w) for s in run.served for w in COLD]
+    rotations = [load_rotation("ours", run.served, w) for w in COLD]
+    # Interleaved: the m WebP, m JPEG and l AVIF of the first name, then of the next, ...
+    paths = [path for trio in zip(*(r[0] for r in rotations), strict=True) for path in trio]
+    prefixes = rotations[0][1]
     spec = participants.ours_spec(run.root / "data", workers=run.args.workers, caches=False)
     try:
         with start(spec, run.root / "logs") as server:
-            fetch_all(server.url, paths[:3], workers=1)
+            fetch_all(server.url, [prefixes[0] + p for p in paths[:3]], workers=1)
             with RssSampler(server.pid, interval=5.0) as rss:
-                load = run_wrk(server.url, paths, connections=8, seconds=seconds)
+                load = run_wrk(server.url, paths, prefixes=prefixes, connections=8, seconds=seconds)
     except (ServerFailed, ParticipantBroken, RuntimeError, httpx.HTTPError) as exc:
         run.skip("soak", str(exc).strip()[:600])
         return
@@ -564,7 +573,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     photos = load_photos(args.corpus)
     if args.quick:
         photos = photos[::3]
-    copies = math.ceil(NAMES / len(photos))
+    # Enough names that the requests in flight at once are distinct (see bench.workloads).
+    copies = max(2, math.ceil(4 * max(args.connections) / len(photos)))
     with tempfile.TemporaryDirectory(prefix="imgpro-bench-") as tmp:
         run = Run(args, photos, rotation(photos, copies), Path(tmp))
         prepare_layout(run.root, run.served)

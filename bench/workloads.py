@@ -9,7 +9,10 @@ modifiers really ask for the same pixels as our ``size`` does.
 Each photo is served under several names (``c00-...``, ``c01-...``): with 32 connections and 12
 photos, concurrent requests would otherwise often ask for the very same rendition, and request
 coalescing would let our server answer several of them with one transform, which is not a cold
-miss. With enough copies every in-flight request is a distinct key.
+miss. With enough copies every in-flight request is a distinct key. Our server also gets a new
+team hash on every pass over the names (``ours_teams``): when it sheds load with fast 503s, wrk
+comes round to a name within a second or two, while a slow transform of that same name may
+still be running and would answer both.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp"}
 
 QUALITY = 80
 TEAM = "bench"
+TEAMS = 1000
+"""Team hashes under which our server sees the same originals (symlinks to one folder)."""
 
 Kind = Literal["cold", "hit"]
 
@@ -131,6 +136,21 @@ def thumbor_path(served: Served, workload: Workload) -> str:
 def nginx_path(served: Served, workload: Workload) -> str:
     """nginx serves the pre-rendered bytes under a plain file name."""
     return f"/{served.uid}-{workload.size}.{workload.fmt}"
+
+
+def ours_teams() -> list[str]:
+    """``TEAM`` first (the name the single-pass fetches use), then ``bench001`` ..."""
+    return [TEAM] + [f"{TEAM}{i:03d}" for i in range(1, TEAMS)]
+
+
+def load_rotation(
+    who: str, served: list[Served], workload: Workload
+) -> tuple[list[str], list[str]]:
+    """What wrk cycles over for ``who``: paths, and the prefix put before them on each pass."""
+    if who == "ours" and workload.kind == "cold":
+        paths = [ours_path(s, workload).removeprefix(f"/{TEAM}") for s in served]
+        return paths, [f"/{team}" for team in ours_teams()]
+    return [PATH_BUILDERS[who](s, workload) for s in served], [""]
 
 
 PATH_BUILDERS = {

@@ -20,6 +20,7 @@ _MARK = "WRKJSON "
 
 _LUA = """\
 local paths = {%(paths)s}
+local prefixes = {%(prefixes)s}
 local next_index = 0
 
 function init(args)
@@ -28,7 +29,8 @@ end
 
 function request()
   next_index = next_index + 1
-  return wrk.format("GET", paths[(next_index %% #paths) + 1])
+  local pass = math.floor(next_index / #paths) %% #prefixes
+  return wrk.format("GET", prefixes[pass + 1] .. paths[(next_index %% #paths) + 1])
 end
 
 function done(summary, latency, requests)
@@ -84,10 +86,17 @@ def wrk_binary() -> str:
     return path
 
 
-def lua_script(paths: list[str]) -> str:
-    """The rotation script for ``paths`` (each must start with ``/``)."""
-    quoted = ", ".join(json.dumps(p) for p in paths)
-    return _LUA % {"paths": quoted, "mark": _MARK}
+def lua_script(paths: list[str], prefixes: list[str] | None = None) -> str:
+    """The rotation script: ``prefix + path`` for each path in turn, the next prefix each pass.
+
+    Prefixes give a server that coalesces equal requests a fresh set of keys on every pass
+    without listing (and storing) every combination.
+    """
+
+    def quoted(items: list[str]) -> str:
+        return ", ".join(json.dumps(item) for item in items)
+
+    return _LUA % {"paths": quoted(paths), "prefixes": quoted(prefixes or [""]), "mark": _MARK}
 
 
 def parse_output(stdout: str) -> LoadResult:
@@ -113,6 +122,7 @@ def run_wrk(
     base_url: str,
     paths: list[str],
     *,
+    prefixes: list[str] | None = None,
     connections: int,
     seconds: float,
     threads: int = 1,
@@ -125,7 +135,7 @@ def run_wrk(
     """
     with tempfile.TemporaryDirectory(prefix="imgpro-wrk-") as tmp:
         script = Path(tmp) / "rotate.lua"
-        script.write_text(lua_script(paths))
+        script.write_text(lua_script(paths, prefixes))
         cmd = [
             wrk_binary(),
             f"-t{threads}",

@@ -10,12 +10,15 @@ import pyvips
 import transformer
 from bench.inprocess_limit import render
 from bench.workloads import (
+    TEAM,
     WORKLOADS,
     Photo,
     Served,
     ipx_path,
     load_photos,
+    load_rotation,
     ours_path,
+    ours_teams,
     output_size,
     rotation,
     thumbor_path,
@@ -44,6 +47,16 @@ def test_peer_urls_constrain_the_short_edge_at_quality_80() -> None:
         == "/unsafe/0x1080/filters:quality(80):format(avif):no_upscale()/c03-wide.jpg"
     )
     assert thumbor_path(tall, M_WEBP).startswith("/unsafe/640x0/")
+
+
+def test_our_cold_rotation_changes_team_each_pass_and_peers_keep_their_paths() -> None:
+    served = rotation([LANDSCAPE, PORTRAIT], copies=2)
+    paths, prefixes = load_rotation("ours", served, M_WEBP)
+    assert paths[0] == "/c00-wide.webp?size=m"
+    assert prefixes[0] == f"/{TEAM}" and len(set(prefixes)) == len(prefixes) == len(ours_teams())
+    hit = next(w for w in WORKLOADS if w.kind == "hit")
+    assert load_rotation("ours", served, hit) == ([ours_path(s, hit) for s in served], [""])
+    assert load_rotation("ipx", served, M_WEBP) == ([ipx_path(s, M_WEBP) for s in served], [""])
 
 
 def test_rotation_interleaves_photos_and_names_are_distinct() -> None:

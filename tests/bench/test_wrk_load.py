@@ -12,6 +12,9 @@ import pytest
 
 from bench.wrk_load import lua_script, parse_output, run_wrk
 
+needs_wrk = pytest.mark.skipif(
+    shutil.which("wrk") is None, reason="wrk not installed (apt-get install -y wrk)"
+)
 LINE = (
     'WRKJSON {"requests":120,"duration_us":2000000,"bytes":5000,"connect":0,"read":1,"write":0,'
     '"status":20,"timeout":2,"p50_us":1500,"p90_us":2500,"p99_us":9000,"max_us":12000,"mean_us":1700.5}'
@@ -34,6 +37,7 @@ def test_parse_output_without_result_line_is_an_error() -> None:
 def test_lua_script_quotes_paths() -> None:
     script = lua_script(["/a?size=m", '/b"c'])
     assert 'local paths = {"/a?size=m", "/b\\"c"}' in script
+    assert 'local prefixes = {""}' in script
 
 
 @pytest.fixture
@@ -77,3 +81,14 @@ def test_run_wrk_rotates_over_paths_and_separates_errors(counting_server) -> Non
     assert seen["/busy"] - 2 <= result.non_2xx <= seen["/busy"]
     served_ok = seen["/a"] + seen["/b"] + seen["/c"]
     assert served_ok - 2 <= result.ok <= served_ok
+
+
+@pytest.mark.skipif(
+    shutil.which("wrk") is None, reason="wrk not installed (apt-get install -y wrk)"
+)
+def test_run_wrk_puts_the_next_prefix_before_each_pass(counting_server) -> None:
+    url, seen = counting_server
+    result = run_wrk(url, ["/a", "/b"], prefixes=["/x", "/y", "/z"], connections=1, seconds=1)
+    assert result.requests > 6
+    assert set(seen) == {"/x/a", "/x/b", "/y/a", "/y/b", "/z/a", "/z/b"}
+    assert max(seen.values()) - min(seen.values()) <= 1  # strict rotation
