@@ -149,6 +149,16 @@ def test_anonymous_upload_links_and_viewer(server: RunningServer, corpus: list[C
     button.click()
     page.wait_for_function("b => b.textContent === 'Copied'", arg=button)
     assert page.evaluate("navigator.clipboard.readText()") == button.get_attribute("data-url")
+    # Where the async clipboard API is missing (plain http on a LAN address), the fallback
+    # (a selected textarea and execCommand) copies instead.
+    page.evaluate("() => Object.defineProperty(navigator, 'clipboard', {value: undefined})")
+    other = item.query_selector_all("button.copy")[9]
+    other.click()
+    page.wait_for_function("b => b.textContent === 'Copied'", arg=other)
+    reader = context.new_page()
+    reader.goto(server.url + "/")
+    assert reader.evaluate("navigator.clipboard.readText()") == other.get_attribute("data-url")
+    reader.close()
 
     # The viewer page, opened from the link as a person would.
     with context.expect_page() as opened:
