@@ -18,6 +18,7 @@ from starlette.routing import Mount, Route
 
 from api.observability import Observed, configure_access_log, mark_worker_gone, metrics_endpoint
 from api.settings import Settings
+from api.store_startup import prepare_originals_store
 from cache import DiskCache, MemoryCache, RenditionCache
 from transformer.server import CDN_PATH, CdnOrigin, OriginConfig, Receive, Scope, Send
 from transformer.store import OriginalsStore, open_store
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None) -> Observed:
         async with contextlib.AsyncExitStack() as stack:
             stack.callback(mark_worker_gone)
             stack.push_async_callback(store.close)
+            await prepare_originals_store(store, settings)  # S3: the bucket exists (helper scale)
             if cdn is not None:
                 await cdn.start()
                 stack.push_async_callback(cdn.close)

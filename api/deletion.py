@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from api.context import ApiContext
 from api.db.counters import free_storage
 from api.db.media import DeletedMedia, mark_deleted, mark_originals_removed
+from transformer.store import StoreUnavailable
 
 log = logging.getLogger("imgpro.api")
 PARALLEL_REMOVALS = 8
@@ -50,6 +51,10 @@ async def remove_originals(ctx: ApiContext, deleted: Sequence[DeletedMedia]) -> 
                 await ctx.store.delete(item.team_hash, item.id)
                 if ctx.purge is not None:
                     await ctx.purge(item.team_hash, item.id)
+            except StoreUnavailable as exc:  # expected while storage is down: no traceback
+                log.warning("original %s/%s not removed yet, the sweeper retries: %s",
+                            item.team_hash, item.id, exc)
+                return None
             except Exception:
                 log.exception("could not remove original %s/%s", item.team_hash, item.id)
                 return None

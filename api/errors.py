@@ -16,7 +16,7 @@
      ├── FileTooLarge                 file_too_large        400
      ├── UnsupportedFormat            unsupported_format    400
      ├── FetchFailed                  fetch_failed          400
-     ├── ServiceUnavailable           service_unavailable   503     (+ Retry-After header)
+     ├── ServiceUnavailable           service_unavailable   503     wait (+ Retry-After header)
      └── InternalError                internal_error        500     only for real bugs (logged)
 
 Handlers raise these; ``error_response`` is the only code that turns one into the reference's
@@ -168,7 +168,9 @@ class ServiceUnavailable(ApiError):
     status = 503
 
     def __init__(self, message: str, *, retry_after: int = 5) -> None:
-        super().__init__(message, headers={"Retry-After": str(retry_after)})
+        # Same shape as the CDN's 503 and the 429: clients retry on action.seconds.
+        super().__init__(message, action=action("wait", seconds=retry_after),
+                         headers={"Retry-After": str(retry_after)})
 
 
 class InternalError(ApiError):

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     storage_url: str | None = None
     """``file:///path`` (default ``<data-dir>/originals``) or ``s3://bucket/prefix``."""
     s3_endpoint_url: str | None = None
+    s3_create_bucket: bool | None = None
+    """Create a missing bucket at start-up; unset means: only when an S3 endpoint is set
+    (MinIO, moto, R2, ...), never on AWS itself, where buckets come from the operator."""
     database_url: str | None = None
     """Default SQLite in the data dir; ``postgresql://...`` for PostgreSQL."""
 
@@ -107,6 +110,12 @@ class Settings(BaseSettings):
     @property
     def effective_storage_url(self) -> str:
         return self.storage_url or f"file://{(self.data_dir / 'originals').resolve()}"
+
+    @property
+    def create_bucket(self) -> bool:
+        if self.s3_create_bucket is not None:
+            return self.s3_create_bucket
+        return bool(self.s3_endpoint_url)
 
     @property
     def effective_database_url(self) -> str:

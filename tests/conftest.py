@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import httpx
 import pytest
@@ -174,13 +175,19 @@ S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
 class MotoServer:
     endpoint_url: str
     process: subprocess.Popen[bytes]
+    log: IO[bytes]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+        self.log.close()
 
 
-@pytest.fixture(scope="session")
-def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
-    """A real S3 endpoint over HTTP: moto in server mode, its own process, on a free port."""
+def start_moto(log_dir: Path) -> MotoServer:
+    """Start moto in server mode as its own process on a free loopback port."""
     port = free_port()
-    log = (tmp_path_factory.mktemp("moto") / "moto.log").open("wb")
+    log = (log_dir / f"moto-{port}.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **S3_ENV},
@@ -190,21 +197,25 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer
     while time.monotonic() < deadline:
         try:
             httpx.get(f"{url}/moto-api/", timeout=1)
-            break
+            return MotoServer(url, proc, log)
         except httpx.HTTPError:
             time.sleep(0.1)
-    else:
-        proc.kill()
-        log.close()
-        raise RuntimeError("moto server did not start")
+    proc.kill()
+    proc.wait()
+    log.close()
+    raise RuntimeError("moto server did not start")
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """A real S3 endpoint over HTTP: moto in server mode, its own process, on a free port."""
+    moto = start_moto(tmp_path_factory.mktemp("moto"))
     saved = {key: os.environ.get(key) for key in S3_ENV}
     os.environ.update(S3_ENV)
-    yield MotoServer(url, proc)
+    yield moto
     for key, value in saved.items():
         if value is None:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
-    proc.terminate()
-    proc.wait(10)
-    log.close()
+    moto.stop()

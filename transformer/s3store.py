@@ -2,7 +2,8 @@
 
 ``IMGPRO_STORAGE_URL=s3://bucket/prefix`` selects it (endpoint from ``IMGPRO_S3_ENDPOINT_URL``,
 region and credentials from the usual AWS variables). botocore's "standard" retry mode gives
-retries with exponential backoff on throttling and 5xx; what still fails becomes
+retries with exponential backoff on throttling, 5xx and refused connections (3 attempts in
+all, or ``AWS_MAX_ATTEMPTS``); what still fails becomes
 ``StoreUnavailable`` (the servers answer 503 + Retry-After), and a missing key becomes
 ``OriginalNotFound`` (404) — never a traceback.
 """
@@ -25,13 +26,20 @@ from transformer.store import OriginalNotFound, StoredOriginal, StoreUnavailable
 PART_SIZE = 8 * 1024 * 1024
 """Multipart chunk: originals above this go up in parts (S3's minimum part is 5 MiB)."""
 CHUNK_SIZE = 256 * 1024
-_NOT_FOUND = {"NoSuchKey", "404", "NotFound", "NoSuchBucket"}
+_NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
+# A missing bucket is a broken deployment, not a missing image: 503 (never a cacheable 404).
+_NO_BUCKET = {"NoSuchBucket", "404", "NotFound"}
+_BUCKET_RACE = {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}
+
+
+class BucketMissing(RuntimeError):
+    """The configured bucket does not exist and creating it was not allowed."""
 
 
 class S3OriginalsStore:
     def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str | None = None,
                  max_connections: int = 64, connect_timeout: float = 5,
-                 read_timeout: float = 30, max_attempts: int = 3) -> None:
+                 read_timeout: float = 30, max_attempts: int | None = None) -> None:
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.endpoint_url = endpoint_url
@@ -39,7 +47,9 @@ class S3OriginalsStore:
             max_pool_connections=max_connections,
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
-            retries={"max_attempts": max_attempts, "mode": "standard"},
+            # Without a count here botocore takes AWS_MAX_ATTEMPTS (total attempts, default 3).
+            retries={"mode": "standard"} if max_attempts is None
+            else {"mode": "standard", "total_max_attempts": max_attempts},
         )
         self._client: Any = None
         self._stack: AsyncExitStack | None = None
@@ -150,12 +160,42 @@ class S3OriginalsStore:
 
     async def ensure_bucket(self) -> None:
         """Create the bucket if missing (tests and first start against an empty endpoint)."""
+        await self.prepare(create_missing=True)
+
+    async def prepare(self, *, create_missing: bool) -> None:
+        """Check at start-up that the bucket exists, creating it when allowed.
+
+        Raises BucketMissing (a configuration error: the process should not start) or
+        StoreUnavailable (the endpoint is down: the process may start and answer 503 until
+        it is back). A 403 on the check is not an error: least-privilege credentials often
+        may read and write objects but not look at the bucket itself.
+        """
         with _mapped_errors(self.bucket):
             s3 = await self._s3()
             try:
                 await s3.head_bucket(Bucket=self.bucket)
-            except ClientError:
-                await s3.create_bucket(Bucket=self.bucket)
+                return
+            except ClientError as exc:
+                code = _code(exc)
+                if code in ("403", "AccessDenied"):
+                    return
+                if code not in _NO_BUCKET:
+                    raise
+            if not create_missing:
+                where = self.endpoint_url or "AWS"
+                raise BucketMissing(
+                    f"S3 bucket {self.bucket!r} does not exist at {where}: create it, or set "
+                    "IMGPRO_S3_CREATE_BUCKET=true to let imgpro create it at start-up"
+                )
+            region = s3.meta.region_name
+            options: dict[str, Any] = {}
+            if region and region != "us-east-1":  # us-east-1 refuses an explicit constraint
+                options["CreateBucketConfiguration"] = {"LocationConstraint": region}
+            try:
+                await s3.create_bucket(Bucket=self.bucket, **options)
+            except ClientError as exc:
+                if _code(exc) not in _BUCKET_RACE:  # another worker or node was first
+                    raise
 
     async def close(self) -> None:
         if self._stack is not None:
@@ -175,9 +215,13 @@ def _mapped_errors(key: str) -> Iterator[None]:
     try:
         yield
     except ClientError as exc:
-        code = str(exc.response.get("Error", {}).get("Code", ""))
+        code = _code(exc)
         if code in _NOT_FOUND:
             raise OriginalNotFound(key) from exc
         raise StoreUnavailable(f"S3 error {code} for {key}") from exc
     except (TimeoutError, BotoCoreError, aiohttp.ClientError, OSError) as exc:
         raise StoreUnavailable(f"S3 unreachable for {key}: {exc}") from exc
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
