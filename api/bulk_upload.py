@@ -4,7 +4,8 @@ What makes it safe to run again and again on the same folder:
 - every file's ``external_id`` is its content hash (``sha256:<hex>``), so the server answers
   ``409 duplicate`` for a file it already has and we count it as "exists", not as a failure
   (anonymous uploads cannot carry an external_id, so without a key re-runs upload again);
-- non-images are skipped with a reason after sniffing their first bytes, never by extension;
+- non-images are skipped with a reason after sniffing their first bytes, never by extension,
+  and files over the server's size limit fail without being sent;
 - ``429`` and ``5xx`` answers and dropped connections are retried, waiting as long as
   ``Retry-After`` says (or backing off exponentially), unless that is longer than
   ``--max-wait``; anything else is a failure with the API's own message.
@@ -42,6 +43,7 @@ from rich.progress import (
 from rich.table import Table
 
 from api.cli_http import USER_AGENT, add_server_options, api_key, error_text, server_url
+from api.plans import MB, max_file_bytes
 from api.settings import Settings
 from transformer.sniff import SNIFF_BYTES, sniff_format
 
@@ -129,6 +131,17 @@ def content_hash(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+def size_refusal(size: int, head: bytes, *, authenticated: bool) -> str | None:
+    """The server's ``file_too_large`` answer, known before sending: past the limit a server
+    refuses and closes at once, and for a large body the client then often sees only a reset
+    connection instead of the answer, so the limit is checked here with the server's own rule."""
+    limit = max_file_bytes(authenticated=authenticated, svg=sniff_format(head) == "svg")
+    if size <= limit:
+        return None
+    who = "with an API key" if authenticated else "for anonymous uploads"
+    return f"file_too_large: {size:,} bytes is over the {limit // MB} MB limit {who}"
+
+
 def non_image_reason(head: bytes) -> str | None:
     """Why a file is skipped, or None when its first bytes look like an image we accept."""
     if not head:
@@ -194,6 +207,10 @@ async def upload_file(client: httpx.AsyncClient, path: Path, options: UploadOpti
         if reason is not None:
             report(size)
             return FileResult(str(path), "skipped", size, reason=reason)
+        refusal = size_refusal(size, head, authenticated=bool(options.key))
+        if refusal is not None:
+            report(size)
+            return FileResult(str(path), "failed", size, reason=refusal)
         data = await asyncio.to_thread(path.read_bytes)
     except OSError as exc:
         return FileResult(str(path), "failed", reason=f"cannot read: {exc.strerror or exc}")
@@ -416,6 +433,15 @@ def _non_negative_int(text: str) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        print("imgpro upload: interrupted; files already sent stay (run again to resume)",
+              file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
     settings = Settings()
     options = UploadOptions(
         api=server_url(args, settings), key=api_key(args, settings), namespace=args.namespace,

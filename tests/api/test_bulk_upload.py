@@ -30,8 +30,10 @@ from api.bulk_upload import (
     content_hash,
     non_image_reason,
     retry_delay,
+    size_refusal,
     walk,
 )
+from api.plans import MB
 from tests.conftest import ROOT, CorpusImage, RunningServer, running_server
 
 
@@ -76,6 +78,16 @@ def test_non_images_are_recognised_by_content(corpus: list[CorpusImage]) -> None
     assert non_image_reason(b"") == "empty file"
     assert non_image_reason(b"hello, I am a text file named photo.jpg") is not None
     assert content_hash(b"abc") == "sha256:" + hashlib.sha256(b"abc").hexdigest()
+
+
+def test_size_limits_are_the_servers() -> None:
+    jpeg, svg = b"\xff\xd8\xff\xe0", b"<svg xmlns='http://www.w3.org/2000/svg'>"
+    assert size_refusal(20 * MB, jpeg, authenticated=False) is None
+    assert "20 MB limit for anonymous" in (size_refusal(20 * MB + 1, jpeg, authenticated=False)
+                                           or "")
+    assert size_refusal(70 * MB, jpeg, authenticated=True) is None
+    assert size_refusal(70 * MB + 1, jpeg, authenticated=True) is not None
+    assert "10 MB" in (size_refusal(10 * MB + 1, svg, authenticated=True) or "")
 
 
 def test_retry_delay_honours_retry_after() -> None:
@@ -197,7 +209,8 @@ def test_bad_key_fails_and_stops_sending(server: RunningServer, corpus: list[Cor
     assert all(line["reason"].startswith("not sent: unauthorized") for line in lines[1:])
 
 
-def test_anonymous_upload_without_key(server: RunningServer, corpus: list[CorpusImage]) -> None:
+def test_anonymous_upload_without_key(server: RunningServer, corpus: list[CorpusImage],
+                                      tmp_path: Path) -> None:
     (photo,) = small_photos(corpus, 1)
     done = run_cli("upload", str(photo.path), "--json", "--api", server.url)
     assert done.returncode == 0, done.stderr
@@ -205,6 +218,16 @@ def test_anonymous_upload_without_key(server: RunningServer, corpus: list[Corpus
     assert line["status"] == "uploaded" and "external_id" not in line
     media = httpx.get(f"{server.url}/v1/media/{line['id']}", timeout=30).json()
     assert "expires_at" in media
+
+    big = tmp_path / "big.jpg"
+    with big.open("wb") as fh:  # sparse: 21 MB on paper, nothing on disk
+        fh.write(b"\xff\xd8\xff\xe0")
+        fh.truncate(21 * MB)
+    done = run_cli("upload", str(big), "--json", "--api", server.url)
+    assert done.returncode == 1
+    (line,) = json_lines(done.stdout)
+    assert line["status"] == "failed" and line["attempts"] == 0
+    assert line["reason"].startswith("file_too_large")
 
 
 # ---- retries against a server that says "later" -------------------------------------------
