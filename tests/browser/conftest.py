@@ -49,7 +49,8 @@ def browser() -> Iterator[Any]:
         _unavailable("the playwright package is not installed (pip install -e '.[dev]')")
     executable = chromium_path()
     if executable is None:
-        _unavailable("Chromium not found at /usr/bin/chromium (apt-get install chromium, "
+        where = os.environ.get("IMGPRO_TEST_CHROMIUM") or "/usr/bin/chromium"
+        _unavailable(f"Chromium not found at {where} (apt-get install chromium, "
                      "or set IMGPRO_TEST_CHROMIUM)")
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=executable, headless=True,
