@@ -1,11 +1,11 @@
 """Fixtures of the /v1 API tests: a real server per module, on SQLite and on PostgreSQL.
 
-Every test module that uses ``api`` runs twice, once per backend. PostgreSQL comes from
+Every test that uses ``api`` runs twice, once per backend. PostgreSQL comes from
 ``IMGPRO_TEST_DATABASE_URL`` (default: the local server); each server gets a fresh database,
-dropped after the run. Without a reachable PostgreSQL the PostgreSQL half is skipped with the
-reason, except under ``CI=true`` where it fails instead.
+dropped when the server stops. Without a reachable PostgreSQL the PostgreSQL half is skipped
+with the reason, except under ``CI=true`` where it fails instead.
 
-Tests share a server per module and stay independent by using fresh emails, keys and client
+Tests share one server per backend and stay independent by using fresh emails, keys and client
 IPs (the server trusts X-Forwarded-For from 127.0.0.1, so each test can be "another client").
 """
 
@@ -18,6 +18,7 @@ import re
 import secrets
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage
@@ -82,8 +83,8 @@ def _database_url(name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def postgres_databases() -> Iterator[Callable[[], str]]:
-    """Make fresh PostgreSQL databases (URL per call); all are dropped at the end of the run."""
+def postgres_databases() -> Callable[[], tuple[str, str]]:
+    """Make a fresh PostgreSQL database per call: (name, URL); the caller drops it."""
     try:
         asyncio.run(_admin("SELECT 1"))
     except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
@@ -91,17 +92,13 @@ def postgres_databases() -> Iterator[Callable[[], str]]:
         if os.environ.get("CI") == "true":
             pytest.fail(reason + "; under CI=true this is an error, not a skip")
         pytest.skip(reason + "; set IMGPRO_TEST_DATABASE_URL to run the PostgreSQL half")
-    made: list[str] = []
 
-    def make() -> str:
+    def make() -> tuple[str, str]:
         name = f"imgpro_test_{os.getpid()}_{secrets.token_hex(4)}"
         asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-        made.append(name)
-        return _database_url(name)
+        return name, _database_url(name)
 
-    yield make
-    for name in made:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    return make
 
 
 @dataclass
@@ -180,24 +177,25 @@ class ApiServer:
         return links
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
+@pytest.fixture(scope="session", params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture(scope="module")
-def api_factory(backend: str, request: pytest.FixtureRequest,
-                tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., ApiServer]]:
-    """Start API servers on this module's backend; ``env`` adds IMGPRO_* settings."""
-    started: list[ApiServer] = []
+@contextmanager
+def _servers(backend: str, request: pytest.FixtureRequest,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., ApiServer]]:
+    """Start API servers on ``backend``; all are stopped (and their databases dropped) after."""
+    started: list[tuple[ApiServer, str | None]] = []
     make_pg = request.getfixturevalue("postgres_databases") if backend == "postgresql" else None
 
     def factory(args: list[str] | None = None, **env: str) -> ApiServer:
         data_dir = tmp_path_factory.mktemp(f"api-{backend}")
+        made = None
         if "IMGPRO_DATABASE_URL" in env:  # another process on an existing database
             database_url = env["IMGPRO_DATABASE_URL"]
         elif make_pg is not None:
-            database_url = make_pg()
+            made, database_url = make_pg()
         else:
             database_url = f"sqlite+aiosqlite:///{data_dir / 'imgpro.db'}"
         full_env = {
@@ -208,17 +206,33 @@ def api_factory(backend: str, request: pytest.FixtureRequest,
             **env,
         }
         server = ApiServer(start_server(data_dir, full_env, args), database_url)
-        started.append(server)
+        started.append((server, made))
         return server
 
-    yield factory
-    for api in started:
-        api.close()
-        if api.server.process.poll() is None:
-            stop_server(api.server)
+    try:
+        yield factory
+    finally:
+        for api, _ in started:
+            api.close()
+            if api.server.process.poll() is None:
+                stop_server(api.server)
+        for _, database in started:
+            if database is not None:
+                asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="module")
-def api(api_factory: Callable[..., ApiServer]) -> ApiServer:
-    """The module's shared server: rate limits on, private import addresses allowed."""
-    return api_factory()
+def api_factory(backend: str, request: pytest.FixtureRequest,
+                tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., ApiServer]]:
+    """Servers with other settings (``env`` adds IMGPRO_* variables), stopped after the module."""
+    with _servers(backend, request, tmp_path_factory) as factory:
+        yield factory
+
+
+@pytest.fixture(scope="session")
+def api(backend: str, request: pytest.FixtureRequest,
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
+    """The shared server of the whole run (one per backend): rate limits on, private import
+    addresses allowed. Tests stay independent through fresh emails, keys and client IPs."""
+    with _servers(backend, request, tmp_path_factory) as factory:
+        yield factory()

@@ -3,44 +3,57 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
+import pytest
+
+from api.cli import main
 from tests.api.conftest import ApiServer, fresh_email
-from tests.conftest import ROOT
 
 
-def imgpro(api: ApiServer, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run the ``imgpro`` command against the server's database and data dir."""
-    return subprocess.run([sys.executable, "-m", "api", *args], cwd=ROOT, env=api.server.env,
-                          capture_output=True, text=True, timeout=60)
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
 
 
-def test_accounts_set_plan_and_list(api: ApiServer) -> None:
+def test_accounts_set_plan_and_list(api: ApiServer, monkeypatch: pytest.MonkeyPatch,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    # The command runs in this process (its start-up costs seconds on a busy machine), with
+    # the server's settings: the same database and data dir.
+    for name in ("IMGPRO_DATA_DIR", "IMGPRO_DATABASE_URL"):
+        monkeypatch.setenv(name, api.server.env[name])
+
+    def imgpro(*args: str) -> Ran:
+        try:
+            code = main(list(args))
+        except SystemExit as exit_:
+            code = int(exit_.code or 0)
+        out, err = capsys.readouterr()
+        return Ran(code, out, err)
+
     email = fresh_email("operator")
     key = api.new_key(email.upper())["key"]  # emails are case-insensitive
     assert api.request("GET", "/v1/usage", key=key).json()["plan"] == "free"
 
-    done = imgpro(api, "accounts", "set-plan", email, "pro")
+    done = imgpro("accounts", "set-plan", email, "pro")
     assert done.returncode == 0, done.stderr
     usage = api.request("GET", "/v1/usage", key=key).json()
     assert (usage["plan"], usage["uploads_limit"], usage["storage_limit_bytes"]) == (
         "pro", 1000, 50 * 1024**3)
     assert api.upload(key=key).headers["X-Monthly-Uploads-Limit"] == "1000"
 
-    listed = imgpro(api, "accounts", "list", "--json")
+    listed = imgpro("accounts", "list", "--json")
     assert listed.returncode == 0, listed.stderr
     rows = {row["email"]: row for row in map(json.loads, listed.stdout.splitlines())}
     assert rows[email]["plan"] == "pro" and rows[email]["key_count"] == 1
     assert rows[email]["storage_bytes"] > 0 and rows[email]["verified"] is False
-    table = imgpro(api, "accounts", "list")
-    assert email in table.stdout
-
-    missing = imgpro(api, "accounts", "set-plan", fresh_email(), "pro")
+    assert email in imgpro("accounts", "list").stdout
+    missing = imgpro("accounts", "set-plan", fresh_email(), "pro")
     assert missing.returncode == 1 and "no account" in missing.stderr
-    wrong = imgpro(api, "accounts", "set-plan", email, "gold")
-    assert wrong.returncode == 2
+    assert imgpro("accounts", "set-plan", email, "gold").returncode == 2
 
 
 def test_workers_migrate_a_fresh_database_together(api_factory) -> None:  # type: ignore[no-untyped-def]
