@@ -30,6 +30,29 @@ def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
 
 
+class Supervisor(Multiprocess):
+    """uvicorn's worker supervisor, except that on SIGTERM/SIGINT it closes its own copy of
+    the listening socket before telling the workers to drain.
+
+    The workers close theirs at the start of their graceful shutdown; while the supervisor
+    still held one, the kernel kept completing handshakes that nobody would ever accept, so
+    clients hung until the drain ended and were then reset, instead of being refused at once
+    and retried on another node by the load balancer.
+    """
+
+    def handle_term(self) -> None:
+        self._stop_listening()
+        super().handle_term()
+
+    def handle_int(self) -> None:
+        self._stop_listening()
+        super().handle_int()
+
+    def _stop_listening(self) -> None:
+        for sock in self.sockets:
+            sock.close()
+
+
 def run() -> int:
     settings = Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -46,7 +69,7 @@ def run() -> int:
         access_log=False,
         proxy_headers=False,
         server_header=False,
-        timeout_graceful_shutdown=15,
+        timeout_graceful_shutdown=settings.shutdown_timeout,
         log_level="warning",
     )
     sock = config.bind_socket()
@@ -55,11 +78,12 @@ def run() -> int:
     os.environ["IMGPRO_PORT"] = str(port)
     settings = Settings()
     print(f"imgpro ({settings.role}) serving on {settings.own_url}", flush=True)
-    # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal; ending with
-    # status 0 tells process supervisors the stop was clean.
+    # uvicorn drains in-flight requests on SIGTERM (for at most IMGPRO_SHUTDOWN_TIMEOUT
+    # seconds), then re-raises the signal; ending with status 0 tells process supervisors
+    # the stop was clean.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     if settings.workers > 1:
-        Multiprocess(config, sockets=[sock]).run()
+        Supervisor(config, sockets=[sock]).run()
     else:
         uvicorn.Server(config).run(sockets=[sock])
     return 0

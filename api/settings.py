@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     memory_cache_mb: int = Field(256, ge=0)
     disk_cache_mb: int = Field(2048, ge=0)
     revalidate_seconds: float = Field(60, ge=0)
+    shutdown_timeout: float = Field(15, ge=0)
+    """On SIGTERM, how long in-flight requests may take to finish before they are cancelled."""
 
     max_pixels: int = Field(100_000_000, ge=1)
     transform_timeout: float = Field(30.0, gt=0)
