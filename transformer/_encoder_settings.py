@@ -14,30 +14,42 @@ import pyvips
 
 from transformer._types import Format
 
-ENCODER_SETTINGS_VERSION = "e1"
+ENCODER_SETTINGS_VERSION = "e2"
 """Bump whenever a constant below changes (part of every rendition cache key)."""
 
 QUALITY = 80
 """The same quality everywhere, as the comparison with sharp/ipx and thumbor assumes."""
 
 JPEG_OPTIMIZE_CODING = True
+"""Optimal Huffman tables: -3 % bytes for ~5 ms, the same pixels (sharp's default too)."""
+JPEG_INTERLACE = True
+"""Progressive: a further -1.4 % bytes for ~6 ms per m rendition, the same pixels, and
+browsers show a whole preview early."""
 JPEG_TRELLIS_QUANT = False
+"""-11 % bytes but lower SSIM (0.9781 vs 0.9795) and ~+32 ms (4x the encode): not at q80."""
 JPEG_OVERSHOOT_DERINGING = False
 JPEG_OPTIMIZE_SCANS = False
+"""-2 % more bytes for ~+24 ms: the encode would cost 4x as much."""
 JPEG_QUANT_TABLE = 0
-JPEG_INTERLACE = False
+"""Table 3 (ImageMagick) saves 6 % bytes only by lowering quality (SSIM 0.9769)."""
 JPEG_SUBSAMPLE_MODE = "on"
-"""Always 4:2:0 chroma, as sharp does at q80 (libvips' "auto" keeps 4:4:4 at Q >= 90 only)."""
+"""Always 4:2:0 chroma, as sharp does at q80 (libvips' "auto" gives 4:2:0 below Q90 anyway)."""
 
 WEBP_EFFORT = 2
+"""1.04x the bytes of sharp's effort 4 at half its encode CPU (48 vs 91 ms for m); effort 3
+saves only 3 % more bytes but costs as much as 4."""
 WEBP_SMART_SUBSAMPLE = False
+"""Costs 2x the encode and makes files bigger at the same SSIM."""
 
 AVIF_EFFORT = 0
-"""libvips' default 4 took ~6 s for one l rendition; 0 keeps a CDN miss well under a second."""
+"""134 ms for an l rendition against 7.2 s at libvips' default 4 (1.14x the bytes, same SSIM);
+effort 1 already takes 374 ms, too slow for a CDN miss at 8 concurrent on 2 cores."""
 AVIF_SUBSAMPLE_MODE = "on"
 
 PNG_COMPRESSION = 6
+"""zlib's default: level 9 saves 4 % for +65 % CPU, level 1 costs 21 % more bytes."""
 PNG_PALETTE = False
+"""Quantising to 256 colours is lossy and took ~1 s per m photo."""
 
 SAVE_SUFFIX: dict[Format, str] = {"jpeg": ".jpg", "png": ".png", "webp": ".webp", "avif": ".avif"}
 """The suffix that picks libvips' saver in ``Image.write_to_buffer``."""

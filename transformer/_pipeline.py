@@ -8,9 +8,9 @@ one tuple rather than out of a long function:
     refuse_truncated   cheap structural checks the decoders do not make (GIF trailer)
     refuse_oversized   declared pixels over the limit -> ImageTooLarge, before any decode
     plan_geometry      short-edge size math (per frame for animations), SVG raster cap
-    enter_memory_lane  images that cannot be decoded as a stream take turns (see below)
-    load_and_shrink    libvips thumbnail (shrink-on-load, EXIF orientation, ICC -> sRGB)
-    to_srgb_8bit       CMYK / 16-bit / odd colour spaces -> 8-bit sRGB (or grey)
+    reserve_memory     decodes that hold a whole image reserve it from a budget (see below)
+    load_and_shrink    libvips thumbnail (shrink-on-load, EXIF orientation, CMYK -> sRGB)
+    to_srgb_8bit       embedded ICC profile -> sRGB; 16-bit / odd colour spaces -> 8-bit
     flatten_alpha      JPEG has no alpha: composite on white
     encode             the format's saver with the measured settings, no metadata, deadline
 
@@ -18,18 +18,16 @@ libvips evaluates lazily, so most of the work happens inside ``encode``; the ste
 only build the pipeline. That is also why the time limit is enforced by the deadline watching
 the final image and not by timing the steps.
 
-Memory lane: a progressive JPEG or interlaced PNG cannot be decoded row by row; libjpeg keeps
-all DCT coefficients of the image (measured here: a 72 MP progressive JPEG took 268 MB and
-1.2 s against 64 MB and 0.23 s as baseline). Such images above ``LANE_MIN_PIXELS`` therefore go
-through a lane of ``LANE_WIDTH`` at a time, so the worst case is one such buffer per process,
-not one per thread. Waiting for the lane counts against the time limit.
+Memory: a decode that cannot stream (progressive JPEG, interlaced PNG, GIF, WebP, HEIF, TIFF,
+BMP) reserves its estimated bytes from one per-process budget, ``DECODE_MEMORY``, and waits
+for its turn within the deadline (``transformer._memory_budget`` has the figures). Small ones
+(under ``SMALL_DECODE_BYTES``) skip the budget: a thread pool bounds them well enough.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 import pyvips
@@ -37,7 +35,8 @@ import pyvips
 from transformer._deadline import Deadline
 from transformer._encoder_settings import SAVE_SUFFIX, encoder_options
 from transformer._engine import ensure_initialised
-from transformer._errors import TransformTimeout, UnsupportedImage
+from transformer._errors import UnsupportedImage
+from transformer._memory_budget import MemoryBudget
 from transformer._pillow_decode import decode_bmp, decode_heif
 from transformer._probe import Header
 from transformer._probe import read_header as _read_header
@@ -52,9 +51,10 @@ SVG_MAX_RASTER_PIXELS = 25_000_000
 """An SVG is rasterised at most this big (aspect kept), whatever size it declares: vector
 input is cheap to store and arbitrarily expensive to render."""
 
-LANE_MIN_PIXELS = 4_000_000
-LANE_WIDTH = 1
-_lane = threading.BoundedSemaphore(LANE_WIDTH)
+DECODE_MEMORY = MemoryBudget(1 << 30)
+"""Bytes of whole-image decodes allowed at once per process (1 GiB: two 100 MP RGBA images)."""
+SMALL_DECODE_BYTES = 16 << 20
+"""Whole-image decodes below this (~4 MP RGBA) do not wait for the budget."""
 
 LOAD_OPTIONS = "fail_on=error"
 """Truncated or corrupt data is an error, not a grey half-image (libvips' default is to warn)."""
@@ -117,16 +117,16 @@ def plan_geometry(job: Job) -> None:
     job.target = target_dimensions(width, height, job.size)
 
 
-def enter_memory_lane(job: Job) -> None:
+def reserve_memory(job: Job) -> None:
     header = job.require_header()
-    if header.buffered_decode and header.pixels >= LANE_MIN_PIXELS:
-        job.resources.enter_context(_memory_lane(job.deadline))
+    if header.buffered_bytes >= SMALL_DECODE_BYTES:
+        job.resources.enter_context(DECODE_MEMORY.reserve(header.buffered_bytes, job.deadline))
 
 
 def load_and_shrink(job: Job) -> None:
     header = job.require_header()
     width, height = job.target
-    resize = {"height": height, "size": "force", "output_profile": "srgb"}
+    resize = {"height": height, "size": "force"}
     try:
         if header.decoder == "vips":
             options = LOAD_OPTIONS + (",n=-1" if job.keep_animation else "")
@@ -144,6 +144,14 @@ def load_and_shrink(job: Job) -> None:
 
 def to_srgb_8bit(job: Job) -> None:
     image = job.require_image()
+    if "icc-profile-data" in image.get_fields():
+        # Converting after the resize, on the small image, costs ~10 ms for an m rendition;
+        # asking thumbnail for output_profile="srgb" converted before the reduce (~125 ms, and
+        # for untagged images too). Untagged pixels are taken as sRGB, as browsers do.
+        try:
+            image = image.icc_transform("srgb", embedded=True, intent="relative")
+        except pyvips.Error as exc:
+            raise UnsupportedImage("the image's embedded ICC profile is unusable") from exc
     if image.interpretation in ("b-w", "grey16"):
         wanted = "b-w" if job.fmt in ("jpeg", "png") else "srgb"
     else:
@@ -179,7 +187,7 @@ PIPELINE: tuple[Step, ...] = (
     refuse_truncated,
     refuse_oversized,
     plan_geometry,
-    enter_memory_lane,
+    reserve_memory,
     load_and_shrink,
     to_srgb_8bit,
     flatten_alpha,
@@ -211,18 +219,6 @@ def transform(data: bytes, size: Size | None = None, fmt: Format = "jpeg", *,
         image = job.require_image()
         frame_height = _frame_height(image) if job.keep_animation else image.height
         return Rendition(data=job.output, width=image.width, height=frame_height, format=fmt)
-
-
-@contextmanager
-def _memory_lane(deadline: Deadline) -> Iterator[None]:
-    remaining = deadline.remaining()
-    if not _lane.acquire(timeout=-1 if remaining is None else remaining):
-        raise TransformTimeout("timed out waiting for the memory lane for progressive/"
-                               "interlaced images")
-    try:
-        yield
-    finally:
-        _lane.release()
 
 
 def _frame_height(image: pyvips.Image) -> int:

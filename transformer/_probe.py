@@ -29,6 +29,15 @@ Decoder = Literal["vips", "pillow", "pillow-heif"]
 ANIMATED_FORMATS = frozenset({"gif", "webp"})
 """Formats whose extra pages are animation frames (a multi-page TIFF or HEIF is not animated)."""
 
+WHOLE_IMAGE_DECODERS = frozenset({"gif", "webp", "heic", "avif", "tiff", "bmp"})
+"""Formats whose decoders hold a whole frame (or strip) in memory rather than streaming rows."""
+
+PILLOW_BYTES_PER_PIXEL = 8
+"""Pillow's decode, its RGB(A) conversion and the copy handed to libvips live at once."""
+
+_SAMPLE_BYTES = {"uchar": 1, "char": 1, "ushort": 2, "short": 2, "uint": 4, "int": 4,
+                 "float": 4, "complex": 8, "double": 8, "dpcomplex": 16}
+
 _PILLOW_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
 
 
@@ -38,9 +47,10 @@ class Header:
 
     info: ImageInfo
     decoder: Decoder
-    buffered_decode: bool = False
-    """True when the decoder must hold the whole image in memory (progressive JPEG,
-    interlaced PNG) instead of streaming it; such images go through a bounded lane."""
+    buffered_bytes: int = 0
+    """Estimated memory of a decode that must hold the whole image (progressive JPEG,
+    interlaced PNG, GIF, WebP, HEIF, TIFF, BMP); 0 for inputs that stream (baseline JPEG,
+    PNG, SVG). The pipeline reserves it from the process's decode memory budget."""
 
     @property
     def pixels(self) -> int:
@@ -98,6 +108,7 @@ def _vips_header(kind: str, data: bytes) -> Header:
         pages = int(image.get("n-pages")) if "n-pages" in fields else 1
         orientation = int(image.get("orientation")) if "orientation" in fields else 1
         interlaced = "interlaced" in fields and bool(image.get("interlaced"))
+        pixel_bytes = image.bands * _SAMPLE_BYTES.get(image.format, 8)
         compression = str(image.get("heif-compression")) if "heif-compression" in fields else ""
     except pyvips.Error as exc:
         raise UnsupportedImage(f"not a readable {kind.upper()} image") from exc
@@ -114,22 +125,32 @@ def _vips_header(kind: str, data: bytes) -> Header:
     frames = pages if kind in ANIMATED_FORMATS else 1
     info = ImageInfo(format=kind, width=width, height=height, frames=max(1, frames),
                      orientation=orientation, has_alpha=has_alpha)
-    return Header(info=info, decoder=decoder, buffered_decode=interlaced)
+    if decoder == "pillow-heif":
+        buffered = width * height * PILLOW_BYTES_PER_PIXEL
+    elif kind == "jpeg" and interlaced:  # progressive: 16-bit DCT coefficients per sample
+        buffered = width * height * pixel_bytes * 2
+    elif interlaced or kind in WHOLE_IMAGE_DECODERS:
+        buffered = width * height * pixel_bytes
+    else:
+        buffered = 0
+    return Header(info=info, decoder=decoder, buffered_bytes=buffered)
 
 
 def _bmp_header(data: bytes) -> Header:
     width, height = _bmp_dimensions(data)
-    if width * height > Image.MAX_IMAGE_PIXELS:
+    pillow_limit = Image.MAX_IMAGE_PIXELS
+    if pillow_limit is not None and width * height > pillow_limit:
         # Pillow's own bomb limit: beyond it Pillow warns or refuses; we refuse cleanly.
         raise ImageTooLarge(f"BMP declares {width}x{height} = {width * height} pixels, more "
-                            f"than the {Image.MAX_IMAGE_PIXELS} Pillow decodes safely")
+                            f"than the {pillow_limit} Pillow decodes safely")
     try:
         with Image.open(io.BytesIO(data), formats=["BMP"]) as image:
             has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
     except _PILLOW_ERRORS as exc:
         raise UnsupportedImage("not a readable BMP image") from exc
     info = ImageInfo(format="bmp", width=width, height=height, has_alpha=has_alpha)
-    return Header(info=info, decoder="pillow")
+    return Header(info=info, decoder="pillow",
+                  buffered_bytes=width * height * PILLOW_BYTES_PER_PIXEL)
 
 
 def _bmp_dimensions(data: bytes) -> tuple[int, int]:

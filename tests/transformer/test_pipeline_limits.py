@@ -17,6 +17,8 @@ from transformer import (
     _pipeline,
     transform,
 )
+from transformer._deadline import Deadline
+from transformer._probe import read_header
 
 
 def corpus_file(corpus, fmt: str) -> bytes:
@@ -127,16 +129,31 @@ def test_timeout_abandons_a_running_transform(corpus) -> None:
     assert transform(samples.jpeg(), "s", "jpeg", timeout=30).width == 400
 
 
-def test_waiting_for_the_memory_lane_counts_against_the_timeout() -> None:
-    progressive = pyvips.Image.black(2100, 2000).jpegsave_buffer(Q=50, interlace=True)
-    assert _pipeline.LANE_MIN_PIXELS <= 2100 * 2000
-    assert _pipeline._lane.acquire(timeout=5)
-    try:
+def test_waiting_for_decode_memory_counts_against_the_timeout() -> None:
+    progressive = pyvips.Image.black(2100, 2000, bands=3).jpegsave_buffer(Q=50, interlace=True)
+    budget = _pipeline.DECODE_MEMORY
+    with budget.reserve(budget.capacity, Deadline(None)):  # someone holds all of it
         with pytest.raises(TransformTimeout):
             transform(progressive, "s", "jpeg", timeout=0.2)
-    finally:
-        _pipeline._lane.release()
+        # streaming decodes (baseline JPEG) never wait for the budget
+        baseline = pyvips.Image.black(2100, 2000, bands=3).jpegsave_buffer(Q=50)
+        assert transform(baseline, "s", "jpeg", timeout=5).height == 320
+    assert budget.reserved == 0
     assert transform(progressive, "s", "jpeg", timeout=30).height == 320
+
+
+@pytest.mark.parametrize(("make", "streams"), [
+    (lambda: pyvips.Image.black(300, 200, bands=3).jpegsave_buffer(Q=50), True),
+    (lambda: pyvips.Image.black(300, 200, bands=3).jpegsave_buffer(Q=50, interlace=True), False),
+    (lambda: pyvips.Image.black(300, 200, bands=3).pngsave_buffer(), True),
+    (lambda: pyvips.Image.black(300, 200, bands=3).pngsave_buffer(interlace=True), False),
+    (lambda: pyvips.Image.black(300, 200, bands=3).webpsave_buffer(Q=50), False),
+], ids=["baseline-jpeg", "progressive-jpeg", "png", "interlaced-png", "webp"])
+def test_which_decodes_reserve_memory(make, streams: bool) -> None:
+    header = read_header(make())
+    assert (header.buffered_bytes == 0) == streams
+    if not streams:
+        assert header.buffered_bytes >= 300 * 200 * 3
 
 
 def test_unknown_output_format_is_a_programming_error() -> None:
