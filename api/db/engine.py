@@ -41,9 +41,10 @@ class Database:
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = normalise_database_url(url)
-        options: dict[str, Any] = {"pool_pre_ping": True}
+        options: dict[str, Any] = {}
         if self.url.startswith("postgresql"):
-            options.update(pool_size=pool_size, max_overflow=pool_size)
+            # A server restart must not turn pooled connections into 500s: check on checkout.
+            options.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(self.url, **options)
         self.dialect = self.engine.dialect.name
         if self.dialect == "sqlite":
