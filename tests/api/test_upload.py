@@ -108,11 +108,13 @@ def test_formats_detected_by_content(api: ApiServer, fmt: str) -> None:
     assert body["extension"] == fmt
     assert (body["width"], body["height"]) == (24, 16)
     assert body["src"].endswith(f".{fmt}")
+    assert_src_serves(api, body, data)
 
 
 def test_svg(api: ApiServer) -> None:
     body = api.upload(tiny_svg(40, 30), key=api.new_key()["key"], filename="x.png").json()
     assert (body["extension"], body["width"], body["height"]) == ("svg", 40, 30)
+    assert_src_serves(api, body, tiny_svg(40, 30))
 
 
 def test_not_an_image(api: ApiServer) -> None:
