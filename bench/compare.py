@@ -290,22 +290,28 @@ def measure_limit(run: Run, workload: Workload) -> None:
 # ---- participants -----------------------------------------------------------------------------
 
 
+def ours_spec(run: Run, *, caches: bool) -> ServerSpec:
+    return participants.ours_spec(
+        run.root / "data", workers=run.args.workers, caches=caches, extra_env=run.args.ours_env
+    )
+
+
 def peer_specs(run: Run) -> dict[str, Callable[[], ServerSpec]]:
     """Spec factories of the HTTP participants that can run here; records why others cannot."""
     specs: dict[str, Callable[[], ServerSpec]] = {}
     wanted = set(run.args.participants)
-    data, files, www = run.root / "data", run.root / "files", run.root / "www"
+    files, www = run.root / "files", run.root / "www"
     work = run.root / "work"
     work.mkdir(exist_ok=True)
     if "ours" in wanted:
-        specs["ours"] = lambda: participants.ours_spec(data, workers=run.args.workers, caches=False)
-        specs["ours-hits"] = lambda: participants.ours_spec(
-            data, workers=run.args.workers, caches=True
-        )
+        specs["ours"] = lambda: ours_spec(run, caches=False)
+        specs["ours-hits"] = lambda: ours_spec(run, caches=True)
+        extra = " ".join(f"{k}={v}" for k, v in run.args.ours_env.items())
         run.versions["ours"] = (
             f"imgpro `python -m api serve --role cdn`, IMGPRO_WORKERS={run.args.workers}, "
             f"libvips {pyvips.version(0)}.{pyvips.version(1)}.{pyvips.version(2)}; "
-            "cold: IMGPRO_MEMORY_CACHE_MB=0 IMGPRO_DISK_CACHE_MB=0; hits: default caches"
+            "cold: IMGPRO_MEMORY_CACHE_MB=0 IMGPRO_DISK_CACHE_MB=0; hits: default caches; "
+            + (f"also {extra}" if extra else "every other setting at its default")
         )
     if "ipx" in wanted:
         try:
@@ -349,18 +355,23 @@ def wrk_version(wrk: str) -> str:
     return out.split(" Copyright")[0].strip()
 
 
-def compare(run: Run) -> None:
-    specs: dict[str, Callable[[], ServerSpec]] = {}
+def describe_load_generator(run: Run) -> bool:
+    """Record wrk's version for the report; False (and a skip notice) when wrk is missing."""
     try:
         wrk = wrk_binary()
-        run.versions["load generator"] = (
-            f"{wrk_version(wrk)}, "
-            f"1 thread (fewer than the {os.cpu_count()} cores, so it does not starve the servers), "
-            "Lua rotation over the URLs, fresh server per cell"
-        )
-        specs = peer_specs(run)
     except WrkMissing as exc:
         run.skip("all HTTP participants", str(exc))
+        return False
+    run.versions["load generator"] = (
+        f"{wrk_version(wrk)}, "
+        f"1 thread (fewer than the {os.cpu_count()} cores, so it does not starve the servers), "
+        "Lua rotation over the URLs, fresh server per cell"
+    )
+    return True
+
+
+def compare(run: Run, *, with_http: bool) -> None:
+    specs = peer_specs(run) if with_http else {}
     if "nginx" in specs:
         prerender_hit(run)
     conns = len(run.connections)
@@ -394,7 +405,7 @@ def soak(run: Run, seconds: float) -> None:
     # Interleaved: the m WebP, m JPEG and l AVIF of the first name, then of the next, ...
     paths = [path for trio in zip(*(r[0] for r in rotations), strict=True) for path in trio]
     prefixes = rotations[0][1]
-    spec = participants.ours_spec(run.root / "data", workers=run.args.workers, caches=False)
+    spec = ours_spec(run, caches=False)
     try:
         with start(spec, run.root / "logs") as server:
             fetch_all(server.url, [prefixes[0] + p for p in paths[:3]], workers=1)
@@ -444,7 +455,8 @@ def render_report(run: Run, command: str, started: dt.datetime, host_before: str
         f"- host at start: {host_before}",
         f"- host at end: {host_line()}",
         f"- corpus: {len(run.photos)} photos from {run.args.corpus}, served as "
-        f"{len(run.served)} names (copies, so that concurrent requests are distinct cold misses); "
+        f"{len(run.served)} names (copies, so that concurrent requests are distinct cold misses; "
+        f"our server also sees a new team hash on each pass, of {len(ours_teams())}); "
         f"{run.args.duration:g} s per cell; "
         f"connections {', '.join(map(str, run.connections))}",
         "- req/s counts successful (2xx) responses only; p50/p99 are wrk's over all responses, "
@@ -529,6 +541,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=list(ALL_PARTICIPANTS),
         help=f"comma-separated subset of {','.join(ALL_PARTICIPANTS)}",
     )
+    parser.add_argument(
+        "--ours-env",
+        action="append",
+        default=[],
+        metavar="IMGPRO_X=VALUE",
+        help="extra environment for our server, e.g. IMGPRO_ACCESS_LOG=false (repeatable)",
+    )
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     parser.add_argument(
         "--cache-dir",
@@ -553,6 +572,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     args.duration = args.duration or (5.0 if args.quick else 30.0)
+    if any("=" not in item for item in args.ours_env):
+        parser.error("--ours-env takes NAME=VALUE")
+    args.ours_env = dict(item.split("=", 1) for item in args.ours_env)
     args.connections = args.connections or ([8] if args.quick else [8, 32])
     unknown = set(args.participants) - set(ALL_PARTICIPANTS)
     if unknown:
@@ -578,9 +600,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="imgpro-bench-") as tmp:
         run = Run(args, photos, rotation(photos, copies), Path(tmp))
         prepare_layout(run.root, run.served)
+        with_http = describe_load_generator(run)
         if not args.soak_only:
-            compare(run)
-        if args.soak:
+            compare(run, with_http=with_http)
+        if args.soak and with_http:
             soak(run, args.soak)
         command = "python -m bench.compare " + shlex.join(
             argv if argv is not None else sys.argv[1:]

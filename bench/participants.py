@@ -60,8 +60,13 @@ def _run(cmd: list[str], cwd: Path | None = None, timeout: float = 900) -> str:
 # ---- ours -------------------------------------------------------------------------------------
 
 
-def ours_spec(data_dir: Path, *, workers: int, caches: bool) -> ServerSpec:
-    """``python -m api serve --role cdn``; caches off means every request is a full transform."""
+def ours_spec(
+    data_dir: Path, *, workers: int, caches: bool, extra_env: dict[str, str] | None = None
+) -> ServerSpec:
+    """``python -m api serve --role cdn``; caches off means every request is a full transform.
+
+    ``extra_env`` (``--ours-env``) tries a setting without editing code; the report lists it.
+    """
     env = {
         "PYTHONPATH": str(REPO_ROOT),
         "IMGPRO_DATA_DIR": str(data_dir),
@@ -70,6 +75,7 @@ def ours_spec(data_dir: Path, *, workers: int, caches: bool) -> ServerSpec:
     }
     if not caches:
         env |= {"IMGPRO_MEMORY_CACHE_MB": "0", "IMGPRO_DISK_CACHE_MB": "0"}
+    env |= extra_env or {}
     return ServerSpec(
         name=f"ours-{'hits' if caches else 'cold'}-w{workers}",
         cmd=[sys.executable, "-m", "api", "serve", "--role", "cdn", "--port", "0"],
