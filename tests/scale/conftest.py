@@ -28,6 +28,13 @@ from tests.conftest import (
 NodeFactory = Callable[..., list[RunningServer]]
 
 
+def place(server: RunningServer, uid: str, data: bytes, team: str = "t") -> None:
+    """Put an original where a node's local store keeps it (as ``imgpro put`` would)."""
+    target = server.data_dir / "originals" / team / uid
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+
+
 def s3_env(moto: MotoServer, bucket: str | None = None) -> dict[str, str]:
     """Environment of a node whose originals live in a (fresh, unless named) moto bucket."""
     bucket = bucket or f"imgpro-{uuid.uuid4().hex[:12]}"
@@ -43,6 +50,22 @@ def own_moto(tmp_path: Path) -> Iterator[MotoServer]:
     moto.stop()
 
 
+def start_nodes(dirs: list[Path], envs: list[dict[str, str]],
+                args: list[str] | None = None) -> list[RunningServer]:
+    """Start one node per (data dir, environment) in parallel; all or none are left running."""
+    with concurrent.futures.ThreadPoolExecutor(len(envs)) as pool:
+        futures = [pool.submit(start_server, d, env, args)
+                   for d, env in zip(dirs, envs, strict=True)]
+        concurrent.futures.wait(futures)
+    started = [f.result() for f in futures if f.exception() is None]
+    failed = [f.exception() for f in futures if f.exception() is not None]
+    if failed:
+        for server in started:
+            stop_server(server)
+        raise failed[0]  # type: ignore[misc]
+    return started
+
+
 @pytest.fixture
 def nodes(tmp_path: Path) -> Iterator[NodeFactory]:
     """``nodes(env1, env2, ...)`` starts one node per environment, in parallel, each with its
@@ -50,20 +73,10 @@ def nodes(tmp_path: Path) -> Iterator[NodeFactory]:
     started: list[RunningServer] = []
 
     def start(*envs: dict[str, str], args: list[str] | None = None) -> list[RunningServer]:
-        first = len(started)
-        dirs = [tmp_path / f"node{first + i}" for i in range(len(envs))]
-        with concurrent.futures.ThreadPoolExecutor(len(envs)) as pool:
-            futures = [pool.submit(start_server, d, env, args) for d, env in zip(dirs, envs,
-                                                                                  strict=True)]
-            errors = []
-            for future in futures:
-                try:
-                    started.append(future.result())
-                except RuntimeError as exc:
-                    errors.append(exc)
-        if errors:
-            raise errors[0]
-        return started[first:]
+        dirs = [tmp_path / f"node{len(started) + i}" for i in range(len(envs))]
+        servers = start_nodes(dirs, list(envs), args)
+        started.extend(servers)
+        return servers
 
     yield start
     for server in started:

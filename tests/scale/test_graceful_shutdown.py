@@ -17,14 +17,9 @@ import httpx
 import pytest
 
 from tests.conftest import CorpusImage, RunningServer
+from tests.scale.conftest import place
 
 SLOW = ["avif?size=l", "avif?size=m"]
-
-
-def place(server: RunningServer, uid: str, data: bytes) -> None:
-    target = server.data_dir / "originals" / "t" / uid
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(data)
 
 
 def transforms_in_flight(server: RunningServer) -> float:

@@ -22,7 +22,8 @@ from PIL import Image
 
 from cache import DiskCache, Entry
 from cache.disk import decode_entry
-from tests.conftest import CorpusImage, RunningServer
+from tests.conftest import CorpusImage
+from tests.scale.conftest import place
 
 KEY = "team/uid/m.webp.v1"
 ROUNDS = 120
@@ -80,12 +81,6 @@ def test_two_processes_fill_the_same_key_without_corruption(tmp_path: Path) -> N
     assert entry is not None and entry.data in payloads()
     leftovers = [p for p in tmp_path.rglob("*") if p.is_file() and p.name.endswith(".tmp")]
     assert leftovers == []
-
-
-def place(server: RunningServer, uid: str, data: bytes) -> None:
-    target = server.data_dir / "originals" / "t" / uid
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(data)
 
 
 def test_two_workers_serve_the_same_bytes_and_share_the_disk_cache(
