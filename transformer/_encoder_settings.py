@@ -21,15 +21,15 @@ QUALITY = 80
 """The same quality everywhere, as the comparison with sharp/ipx and thumbor assumes."""
 
 JPEG_OPTIMIZE_CODING = True
-"""Optimal Huffman tables: -3 % bytes for ~5 ms, the same pixels (sharp's default too)."""
+"""Optimal Huffman tables: -3 % bytes for ~2 ms, the same pixels (sharp's default too)."""
 JPEG_INTERLACE = True
 """Progressive: a further -1.4 % bytes for ~6 ms per m rendition, the same pixels, and
 browsers show a whole preview early."""
 JPEG_TRELLIS_QUANT = False
-"""-11 % bytes but lower SSIM (0.9781 vs 0.9795) and ~+32 ms (4x the encode): not at q80."""
+"""-11 % bytes but lower SSIM (0.9781 vs 0.9795) and ~+24 ms (5x the encode): not at q80."""
 JPEG_OVERSHOOT_DERINGING = False
 JPEG_OPTIMIZE_SCANS = False
-"""-2 % more bytes for ~+24 ms: the encode would cost 4x as much."""
+"""-2 % more bytes for ~+18 ms: the encode would cost 2.5x as much as progressive alone."""
 JPEG_QUANT_TABLE = 0
 """Table 3 (ImageMagick) saves 6 % bytes only by lowering quality (SSIM 0.9769)."""
 JPEG_SUBSAMPLE_MODE = "on"
@@ -42,14 +42,14 @@ WEBP_SMART_SUBSAMPLE = False
 """Costs 2x the encode and makes files bigger at the same SSIM."""
 
 AVIF_EFFORT = 0
-"""134 ms for an l rendition against 7.2 s at libvips' default 4 (1.14x the bytes, same SSIM);
-effort 1 already takes 374 ms, too slow for a CDN miss at 8 concurrent on 2 cores."""
+"""~126 ms for an l rendition against 8.1 s at libvips' default 4 (1.14x the bytes, same SSIM);
+effort 1 already takes 379 ms, too slow for a CDN miss at 8 concurrent on 2 cores."""
 AVIF_SUBSAMPLE_MODE = "on"
 
 PNG_COMPRESSION = 6
-"""zlib's default: level 9 saves 4 % for +65 % CPU, level 1 costs 21 % more bytes."""
+"""zlib's default: level 9 saves 4 % for +74 % CPU, level 1 costs 21 % more bytes."""
 PNG_PALETTE = False
-"""Quantising to 256 colours is lossy and took ~1 s per m photo."""
+"""Quantising to 256 colours is lossy and took ~1.2 s per m photo."""
 
 SAVE_SUFFIX: dict[Format, str] = {"jpeg": ".jpg", "png": ".png", "webp": ".webp", "avif": ".avif"}
 """The suffix that picks libvips' saver in ``Image.write_to_buffer``."""

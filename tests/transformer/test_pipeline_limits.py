@@ -164,3 +164,15 @@ def test_unknown_output_format_is_a_programming_error() -> None:
 def test_every_error_is_a_transform_error() -> None:
     for error in (UnsupportedImage, ImageTooLarge, TransformTimeout):
         assert issubclass(error, TransformError)
+
+
+def test_svg_cannot_pull_in_local_files_or_urls(corpus) -> None:
+    photo = corpus[0].path
+    svg = (f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
+           f'width="400" height="300"><image width="400" height="300" '
+           f'xlink:href="file://{photo}"/><image width="400" height="300" '
+           f'href="http://127.0.0.1:9/x.png"/></svg>').encode()
+    rendition = transform(svg, None, "png")
+    image = pyvips.Image.new_from_buffer(rendition.data, "")
+    assert image.hasalpha()
+    assert image.extract_band(image.bands - 1).max() == 0  # nothing was drawn
