@@ -26,6 +26,7 @@ for its turn within the deadline (``transformer._memory_budget`` has the figures
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -148,10 +149,9 @@ def to_srgb_8bit(job: Job) -> None:
         # Converting after the resize, on the small image, costs ~10 ms for an m rendition;
         # asking thumbnail for output_profile="srgb" converted before the reduce (~125 ms, and
         # for untagged images too). Untagged pixels are taken as sRGB, as browsers do.
-        try:
+        # A profile lcms cannot parse is ignored (pixels taken as sRGB), as browsers do.
+        with contextlib.suppress(pyvips.Error):
             image = image.icc_transform("srgb", embedded=True, intent="relative")
-        except pyvips.Error as exc:
-            raise UnsupportedImage("the image's embedded ICC profile is unusable") from exc
     if image.interpretation in ("b-w", "grey16"):
         wanted = "b-w" if job.fmt in ("jpeg", "png") else "srgb"
     else:

@@ -175,3 +175,11 @@ def bmp_declaring(width: int, height: int) -> bytes:
     data = bytearray(bmp(width=4, height=4))
     struct.pack_into("<ii", data, 18, width, height)
     return bytes(data)
+
+
+def jpeg_with_broken_icc(colour: tuple[int, int, int] = GREEN) -> bytes:
+    """A JPEG whose APP2 ICC_PROFILE segment holds garbage (libvips would not write one)."""
+    data = flat(200, 100, colour).jpegsave_buffer(Q=90)
+    payload = b"ICC_PROFILE\x00\x01\x01" + b"garbage!" * 64
+    segment = b"\xff\xe2" + struct.pack(">H", len(payload) + 2) + payload
+    return data[:2] + segment + data[2:]

@@ -143,6 +143,13 @@ def test_icc_profile_is_converted_to_srgb() -> None:
         assert "icc-profile-data" not in decoded(rendition).get_fields()
 
 
+def test_broken_icc_profile_is_taken_as_srgb() -> None:
+    data = samples.jpeg_with_broken_icc(samples.GREEN)
+    assert "icc-profile-data" in pyvips.Image.new_from_buffer(data, "").get_fields()
+    rendition = transform(data, "s", "webp")
+    assert_colour(colour_at(rendition, 100, 50), samples.GREEN, tolerance=8)
+
+
 IN_CMYK_GAMUT = (60, 140, 80)
 """A muted green that survives sRGB -> CMYK -> sRGB within a few levels (saturated ones don't)."""
 
