@@ -40,9 +40,13 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One headless Chromium for the session; each test opens its own contexts."""
+    """One headless Chromium per module; each test opens its own contexts.
+
+    Module scope, not session: while Playwright's sync API is open, asyncio believes a loop
+    runs in this thread, so async tests collected after this folder could not start theirs.
+    """
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
