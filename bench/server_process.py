@@ -64,8 +64,12 @@ class RunningServer:
         except OSError:
             return ""
 
-    def stop(self, grace: float = 10.0) -> None:
-        """SIGTERM the process group we created, SIGKILL it if it lingers."""
+    def stop(self, grace: float = 3.0) -> None:
+        """SIGTERM the process group we created, SIGKILL it if it lingers.
+
+        The grace is short on purpose: a server that drains its queue of slow transforms
+        gracefully would only delay the next cell, and nothing of it is measured any more.
+        """
         if self.process.poll() is None:
             _signal_group(self.process.pid, signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
