@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
-from api.observability import Observed, configure_access_log, mark_worker_gone, metrics_endpoint
+from api.observability import Observed, access_log_to_stdout, mark_worker_gone, metrics_endpoint
 from api.settings import Settings
 from api.store_startup import prepare_originals_store
 from cache import DiskCache, MemoryCache, RenditionCache
@@ -64,7 +64,6 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 def create_app(settings: Settings | None = None) -> Observed:
     settings = settings or Settings()
-    configure_access_log(settings.access_log)
     store = open_store(settings.effective_storage_url, s3_endpoint_url=settings.s3_endpoint_url)
     cdn = build_cdn(settings, store) if settings.role in ("all", "cdn") else None
     api_app = None
@@ -104,4 +103,5 @@ def create_app(settings: Settings | None = None) -> Observed:
         routes.append(Mount("/", app=api_app))
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={HTTPException: http_error})
-    return Observed(RoleApp(cdn, app), log_format=settings.log_format)
+    access_log = access_log_to_stdout() if settings.access_log else None
+    return Observed(RoleApp(cdn, app), log_format=settings.log_format, access_log=access_log)

@@ -2,22 +2,23 @@
 
 It wraps every role, the CDN hot path included, so it is kept to a few dict reads and one log
 call per request. The route label is the endpoint's name (``upload``, ``cdn``, ...), never the
-raw path, so Prometheus series stay bounded. Access log lines go through a queue to a writer
-thread: a slow stderr pipe can never block the event loop.
+raw path, so Prometheus series stay bounded. Access log lines are appended to a deque that a
+writer thread drains in batches: a slow stdout pipe never blocks the event loop, and a line costs
+the loop a string format and an append, not a trip through ``logging`` (which halved cache-hit
+throughput when tried).
 """
 
 from __future__ import annotations
 
 import atexit
-import logging
-import logging.handlers
+import collections
 import os
-import queue
 import re
 import sys
+import threading
 import time
 import uuid
-from typing import Any
+from typing import IO, Any
 
 import orjson
 from prometheus_client import (
@@ -48,15 +49,55 @@ UPLOAD_REJECTIONS = Counter("imgpro_upload_rejections_total",
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _INGEST_ROUTES = {"/v1/upload": "upload", "/v1/import": "import"}
-access_log = logging.getLogger("imgpro.access")
+
+
+class AccessLog:
+    """Lines queued by the event loop, written by a daemon thread at most ~5 times a second."""
+
+    def __init__(self, stream: IO[bytes], *, interval: float = 0.2, batch: int = 512) -> None:
+        self._stream = stream
+        self._lines: collections.deque[bytes] = collections.deque()
+        self._interval = interval
+        self._batch = batch
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        threading.Thread(target=self._run, name="access-log", daemon=True).start()
+        atexit.register(self.flush)
+
+    def write(self, line: bytes) -> None:
+        self._lines.append(line)  # deque appends are thread-safe
+        if len(self._lines) >= self._batch:
+            self._wake.set()
+
+    def flush(self) -> None:
+        with self._lock:
+            chunk = []
+            while self._lines:
+                chunk.append(self._lines.popleft())
+            if chunk:
+                self._stream.write(b"".join(chunk))
+                self._stream.flush()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            try:
+                self.flush()
+            except (OSError, ValueError):  # stdout closed at exit: nothing left to tell
+                return
+
+
+_access_log: AccessLog | None = None
 
 
 class Observed:
     """Wraps an ASGI app: request id, per-request metrics and one access log line."""
 
-    def __init__(self, app: Any, *, log_format: str) -> None:
+    def __init__(self, app: Any, *, log_format: str, access_log: AccessLog | None) -> None:
         self.app = app
         self.json_logs = log_format == "json"
+        self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -98,20 +139,20 @@ class Observed:
             elif status >= 400:
                 reason = scope.get("state", {}).get("error_code", f"http_{status}")
                 UPLOAD_REJECTIONS.labels(reason).inc()
-        if not access_log.isEnabledFor(logging.INFO):
+        if self.access_log is None:
             return
-        record = {
-            "request_id": request_id, "method": scope["method"], "path": scope["path"],
-            "route": route, "status": status, "duration_ms": round(elapsed * 1000, 2),
-            "bytes": seen["bytes"], "cache": seen["cache"],
-            "client": (scope.get("client") or ("", 0))[0],
-        }
+        client = (scope.get("client") or ("-", 0))[0]
+        duration_ms = round(elapsed * 1000, 2)
         if self.json_logs:
-            access_log.info(orjson.dumps(record).decode())
+            line = orjson.dumps({
+                "request_id": request_id, "method": scope["method"], "path": scope["path"],
+                "route": route, "status": status, "duration_ms": duration_ms,
+                "bytes": seen["bytes"], "cache": seen["cache"], "client": client,
+            }) + b"\n"
         else:
-            access_log.info('%s "%s %s" %s %sB %sms cache=%s id=%s', record["client"],
-                            record["method"], record["path"], status, record["bytes"],
-                            record["duration_ms"], record["cache"] or "-", request_id)
+            line = (f'{client} "{scope["method"]} {scope["path"]}" {status} {seen["bytes"]}B '
+                    f'{duration_ms}ms cache={seen["cache"] or "-"} id={request_id}\n').encode()
+        self.access_log.write(line)
 
 
 def _request_id(scope: Scope) -> str:
@@ -144,19 +185,12 @@ async def metrics_endpoint(request: Request) -> Response:
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
-def configure_access_log(enabled: bool = True) -> None:
-    """Access lines to stdout through a queue and a writer thread; idempotent."""
-    if access_log.handlers:
-        return
-    access_log.propagate = False
-    access_log.setLevel(logging.INFO if enabled else logging.WARNING)
-    lines: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    stream = logging.StreamHandler(sys.stdout)
-    stream.setFormatter(logging.Formatter("%(message)s"))
-    listener = logging.handlers.QueueListener(lines, stream)
-    listener.start()
-    atexit.register(listener.stop)
-    access_log.addHandler(logging.handlers.QueueHandler(lines))
+def access_log_to_stdout() -> AccessLog:
+    """The process's one access log writer (several apps in one process share it)."""
+    global _access_log
+    if _access_log is None:
+        _access_log = AccessLog(sys.stdout.buffer)
+    return _access_log
 
 
 def mark_worker_gone() -> None:

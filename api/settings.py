@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     transform_threads: int = Field(0, ge=0)
     """0 means one per core."""
     transform_queue: int = Field(0, ge=0)
-    """Transforms allowed to wait for a thread before 503; 0 means 4 per thread."""
+    """Transforms allowed to wait for a thread before 503; 0 means 32 per thread."""
 
     rate_limits: Literal["on", "off"] = "on"
     trusted_proxies: str = ""
@@ -100,7 +100,7 @@ class Settings(BaseSettings):
 
     @cached_property
     def queue_limit(self) -> int:
-        return self.transform_queue or 4 * self.threads
+        return self.transform_queue or 32 * self.threads
 
     @property
     def own_url(self) -> str:

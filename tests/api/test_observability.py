@@ -105,3 +105,25 @@ def test_upload_metrics(server_factory) -> None:
     found = samples(server)
     assert value(found, "imgpro_uploads_total", source="upload") == 1
     assert value(found, "imgpro_upload_rejections_total", reason="unsupported_format") == 1
+
+
+def test_access_log_writer_keeps_every_line_from_many_threads(tmp_path) -> None:
+    import threading
+
+    from api.observability import AccessLog
+
+    with (tmp_path / "access.log").open("wb") as out:
+        log = AccessLog(out, interval=0.01, batch=7)
+
+        def writer(n: int) -> None:
+            for i in range(500):
+                log.write(f"{n}-{i}\n".encode())
+
+        threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        log.flush()
+    lines = (tmp_path / "access.log").read_text().splitlines()
+    assert sorted(lines) == sorted(f"{n}-{i}" for n in range(4) for i in range(500))
