@@ -17,7 +17,6 @@ import re
 import sys
 import threading
 import time
-import uuid
 from typing import IO, Any
 
 import orjson
@@ -98,6 +97,8 @@ class Observed:
         self.app = app
         self.json_logs = log_format == "json"
         self.access_log = access_log
+        # Labelled children looked up once per (route, method, status), not three times a request.
+        self._series: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -129,9 +130,16 @@ class Observed:
                 elapsed: float) -> None:
         route = _route_name(scope)
         status = seen["status"]
-        REQUESTS.labels(route, scope["method"], str(status)).inc()
-        LATENCY.labels(route).observe(elapsed)
-        BYTES_SERVED.labels(route).inc(seen["bytes"])
+        series_key = (route, scope["method"], status)
+        series = self._series.get(series_key)
+        if series is None:
+            series = (REQUESTS.labels(route, scope["method"], str(status)),
+                      LATENCY.labels(route), BYTES_SERVED.labels(route))
+            self._series[series_key] = series
+        requests, latency, bytes_served = series
+        requests.inc()
+        latency.observe(elapsed)
+        bytes_served.inc(seen["bytes"])
         source = _INGEST_ROUTES.get(scope["path"])
         if source is not None and scope["method"] == "POST":
             if status == 201:
@@ -162,7 +170,7 @@ def _request_id(scope: Scope) -> str:
             if _REQUEST_ID.match(candidate):
                 return candidate
             break
-    return uuid.uuid4().hex[:16]
+    return os.urandom(8).hex()
 
 
 def _route_name(scope: Scope) -> str:

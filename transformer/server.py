@@ -48,6 +48,7 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 CDN_PATH = re.compile(r"^/([A-Za-z0-9_-]{1,64})/([A-Za-z0-9_-]{1,64})\.([A-Za-z0-9]{1,5})$")
 """What a CDN URL looks like; the composed app routes matching paths here."""
+_SIMPLE_QUERY = re.compile(rb"^(?:size=([A-Za-z]{0,8}))?$")
 
 ORIGINAL_EXTENSIONS: dict[str, str] = {
     **EXTENSION_ALIASES,
@@ -115,10 +116,14 @@ def parse_request(path: str, query_string: bytes) -> CdnRequest:
     if kind is None:
         raise CdnError(400, "unsupported_format",
                        f"Unsupported extension .{ext}: use .jpeg, .jpg, .png, .webp or .avif.")
-    size: str | None = None
-    for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
-        if name == "size":
-            size = value or None
+    simple = _SIMPLE_QUERY.match(query_string)  # "", "size=m": skip the general parser
+    if simple is not None:
+        size = simple.group(1).decode() if simple.group(1) else None
+    else:
+        size = None
+        for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+            if name == "size":
+                size = value or None
     if size is not None and size not in SIZES:
         raise CdnError(422, "validation_error", "The size parameter must be s, m or l.",
                        errors={"size": ["must be one of s, m, l"]})
