@@ -65,8 +65,10 @@ def _alive(pid: int) -> bool:
 def _put(args: argparse.Namespace) -> int:
     """Store a local file as an original under a team hash and print its CDN URL."""
     from api.settings import Settings
+    from api.store_startup import prepare_originals_store
     from transformer import probe
-    from transformer.store import open_store
+    from transformer.s3store import BucketMissing
+    from transformer.store import StoreUnavailable, open_store
 
     settings = Settings()
     data = Path(args.file).read_bytes()
@@ -76,11 +78,16 @@ def _put(args: argparse.Namespace) -> int:
 
     async def put() -> None:
         try:
+            await prepare_originals_store(store, settings)  # S3: the bucket exists
             await store.put(args.team, uid, data)
         finally:
             await store.close()
 
-    asyncio.run(put())
+    try:
+        asyncio.run(put())
+    except (StoreUnavailable, BucketMissing) as exc:
+        print(f"imgpro put: {exc}", file=sys.stderr)
+        return 1
     print(f"{settings.effective_cdn_url}/{args.team}/{uid}.{info.format}")
     return 0
 

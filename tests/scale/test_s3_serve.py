@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import random
+import subprocess
+import sys
 import uuid
 
 import httpx
@@ -18,6 +21,7 @@ from PIL import Image
 
 from tests.api.conftest import fresh_email, fresh_ip
 from tests.conftest import (
+    ROOT,
     S3_ENV,
     CorpusImage,
     MotoServer,
@@ -146,3 +150,26 @@ def test_node_starts_while_storage_is_down_and_answers_503(nodes: NodeFactory) -
     assert_wait_503(httpx.get(f"{server.url}/t/abc.webp?size=s", timeout=60),
                     "storage_unavailable")
     assert "not reachable at start-up" in server.log()
+
+
+def test_imgpro_put_stores_into_s3(tmp_path, moto_server: MotoServer,  # type: ignore[no-untyped-def]
+                                   corpus: list[CorpusImage]) -> None:
+    photo = next(i for i in corpus if i.path.name == "photo-ladybird-2560x1600.jpg")
+    env = s3_env(moto_server)
+    run = subprocess.run(
+        [sys.executable, "-m", "api", "put", str(photo.path), "--team", "ops", "--uid", "p1"],
+        cwd=ROOT, env={**os.environ, **env, "PYTHONPATH": str(ROOT),
+                       "IMGPRO_DATA_DIR": str(tmp_path)},
+        capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().endswith("/ops/p1.jpeg")
+    assert in_bucket(moto_server, env, "ops", "p1") == photo.data
+
+    refused = subprocess.run(
+        [sys.executable, "-m", "api", "put", str(photo.path)],
+        cwd=ROOT, env={**os.environ, **env, "PYTHONPATH": str(ROOT),
+                       "IMGPRO_DATA_DIR": str(tmp_path), "IMGPRO_S3_CREATE_BUCKET": "false",
+                       "IMGPRO_STORAGE_URL": f"s3://absent-{uuid.uuid4().hex[:8]}/x"},
+        capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1 and "does not exist" in refused.stderr
+    assert "Traceback" not in refused.stderr
