@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     max_pixels: int = Field(100_000_000, ge=1)
     transform_timeout: float = Field(30.0, gt=0)
     transform_threads: int = Field(0, ge=0)
-    """0 means one per core."""
+    """0 means the cores shared out over the workers (at least 1 per worker)."""
     transform_queue: int = Field(0, ge=0)
     """Transforms allowed to wait for a thread before 503; 0 means 32 per thread."""
 
@@ -96,7 +96,9 @@ class Settings(BaseSettings):
 
     @cached_property
     def threads(self) -> int:
-        return self.transform_threads or (os.cpu_count() or 1)
+        # One transform thread per core in total: with N workers each gets cores / N, so
+        # more workers add HTTP capacity (hits) without oversubscribing the CPU on misses.
+        return self.transform_threads or max(1, (os.cpu_count() or 1) // self.workers)
 
     @cached_property
     def queue_limit(self) -> int:

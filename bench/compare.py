@@ -532,8 +532,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--workers",
         type=int,
-        default=1,
-        help="IMGPRO_WORKERS for our server (default 1, as README recommends for 2 cores)",
+        default=os.cpu_count() or 1,
+        help="IMGPRO_WORKERS for our server (default: one per core, as README recommends)",
     )
     parser.add_argument(
         "--participants",

@@ -14,7 +14,7 @@ import pyvips
 
 from transformer._types import Format
 
-ENCODER_SETTINGS_VERSION = "e2"
+ENCODER_SETTINGS_VERSION = "e3"
 """Bump whenever a constant below changes (part of every rendition cache key)."""
 
 QUALITY = 80

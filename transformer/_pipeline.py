@@ -42,7 +42,7 @@ from transformer._pillow_decode import decode_bmp, decode_heif
 from transformer._probe import Header
 from transformer._probe import read_header as _read_header
 from transformer._probe import refuse_oversized as _refuse_oversized
-from transformer._sizing import fit_within_pixels, target_dimensions
+from transformer._sizing import fit_within_pixels, jpeg_shrink_on_load, target_dimensions
 from transformer._types import FORMATS, Format, Rendition, Size
 
 DEFAULT_MAX_PIXELS = 100_000_000
@@ -129,7 +129,15 @@ def load_and_shrink(job: Job) -> None:
     width, height = job.target
     resize = {"height": height, "size": "force"}
     try:
-        if header.decoder == "vips":
+        shrink = (jpeg_shrink_on_load(header.info.width, header.info.height, job.target)
+                  if header.info.format == "jpeg" else 1)
+        if header.decoder == "vips" and shrink > 1:
+            # Decode at 1/2, 1/4 or 1/8 scale ourselves (see jpeg_shrink_on_load), then let
+            # thumbnail do the rest: orientation, colour and the final reduce.
+            loaded = pyvips.Image.new_from_buffer(job.data, "", shrink=shrink,
+                                                  access="sequential", fail_on="error")
+            job.image = loaded.thumbnail_image(width, **resize)
+        elif header.decoder == "vips":
             options = LOAD_OPTIONS + (",n=-1" if job.keep_animation else "")
             job.image = pyvips.Image.thumbnail_buffer(job.data, width, option_string=options,
                                                       **resize)

@@ -239,3 +239,16 @@ def test_corpus_exif_is_not_carried_into_renditions(corpus) -> None:
     for image in with_exif[:3]:
         rendition = transform(image.data, "s", "jpeg")
         assert b"Exif" not in rendition.data
+
+
+def test_jpeg_decoded_at_reduced_scale_keeps_orientation_and_exact_size() -> None:
+    """The fast shrink-on-load path (1/4 scale here) still applies EXIF orientation."""
+    stored = (pyvips.Image.black(3000, 2000, bands=3) + [200, 30, 30]).cast("uchar")
+    stored = stored.draw_rect([10, 200, 10], 0, 0, 600, 300, fill=True).copy()
+    stored.set_type(pyvips.GValue.gint_type, "orientation", 6)
+    rendition = transform(stored.write_to_buffer(".jpg", Q=90), "s", "png")
+    out = decoded(rendition)
+    assert (rendition.width, rendition.height) == (out.width, out.height) == (320, 480)
+    # Orientation 6 turns the stored top-left corner into the displayed top-right one.
+    assert out.getpoint(out.width - 4, 4)[1] > 150
+    assert out.getpoint(4, 4)[0] > 150

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from transformer._sizing import fit_within_pixels, target_dimensions
+from transformer._sizing import fit_within_pixels, jpeg_shrink_on_load, target_dimensions
 from transformer._types import SHORT_EDGE, SIZES
 
 
@@ -44,3 +44,22 @@ def test_fit_within_pixels() -> None:
     assert w * h <= 2_000_000
     assert abs(w / h - 2) < 0.01
     assert (w, h) == (2000, 1000)
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "size", "factor"),
+    [
+        (5640, 3172, "m", 4),  # 3172 // 4 = 793 >= 640; // 8 = 396 < 640
+        (5640, 3172, "s", 8),
+        (5640, 3172, "l", 2),
+        (1920, 1080, "m", 1),  # 1080 // 2 = 540 < 640
+        (1920, 1280, "m", 2),
+        (3000, 4000, "l", 2),  # portrait: the short edge decides
+        (640, 480, "m", 1),  # not resized at all
+    ],
+)
+def test_jpeg_shrink_on_load_leaves_at_least_the_target(width: int, height: int, size: str,
+                                                        factor: int) -> None:
+    target = target_dimensions(width, height, size)  # type: ignore[arg-type]
+    assert jpeg_shrink_on_load(width, height, target) == factor
+    assert min(width, height) // factor >= min(target)
