@@ -8,6 +8,7 @@ Starlette app that holds the API, the viewer and the operational routes.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
@@ -76,7 +77,9 @@ def create_app(settings: Settings | None = None) -> Observed:
         if api_app is not None and not api_app.state.ready:
             return Response(b'{"status":"starting"}', status_code=503,
                             media_type="application/json")
-        return Response(b'{"status":"ok"}', media_type="application/json")
+        # The pid tells which worker answered: a load balancer or benchmark can wait until
+        # every worker is up instead of pinning all its connections to the first one.
+        return Response(b'{"status":"ok","pid":%d}' % os.getpid(), media_type="application/json")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

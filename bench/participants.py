@@ -82,6 +82,7 @@ def ours_spec(
         cwd=REPO_ROOT,
         env=env,
         ready_path="/healthz",
+        ready_workers=workers,
     )
 
 

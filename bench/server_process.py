@@ -45,6 +45,9 @@ class ServerSpec:
     """Known base URL (port chosen by us); None means read "serving on URL" from its output."""
     ready_path: str = "/"
     """Polled until it answers (any status below 500) before the server counts as ready."""
+    ready_workers: int = 1
+    """Distinct ``pid`` values the ready path must report (our /healthz) before load starts:
+    connections opened while only one worker is up would all stay on that worker."""
 
 
 @dataclass
@@ -119,13 +122,27 @@ def start(spec: ServerSpec, log_dir: Path, timeout: float = 60.0) -> RunningServ
                 _check_alive(server, deadline)
                 try:
                     if client.get(server.url + spec.ready_path).status_code < 500:
-                        return server
+                        break
                 except httpx.TransportError:
                     pass
                 time.sleep(0.1)
+        _wait_for_workers(server, deadline)
+        return server
     except BaseException:
         server.stop()
         raise
+
+
+def _wait_for_workers(server: RunningServer, deadline: float) -> None:
+    """Poll on fresh connections until every worker has answered once."""
+    seen: set[int] = set()
+    while len(seen) < server.spec.ready_workers:
+        _check_alive(server, deadline)
+        try:
+            answer = httpx.get(server.url + server.spec.ready_path, timeout=5)
+            seen.add(int(answer.json()["pid"]))
+        except (httpx.TransportError, ValueError, KeyError):
+            time.sleep(0.1)
 
 
 def _check_alive(server: RunningServer, deadline: float) -> None:
