@@ -20,14 +20,19 @@ SERVE_OPTIONS = {
 }
 
 
+MALLOC_ENV = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": str(1024 * 1024)}
+
+
 def _serve(args: argparse.Namespace) -> int:
     for flag, (env, _type, _help) in SERVE_OPTIONS.items():
         value = getattr(args, flag.lstrip("-").replace("-", "_"))
         if value is not None:
             os.environ[env] = str(value)
-    # glibc malloc fragments badly under many-threaded image work; cap the arenas before any
-    # thread or worker process starts (children inherit the variable).
-    os.environ.setdefault("MALLOC_ARENA_MAX", "2")
+    # glibc malloc fragments badly under many-threaded image work: cap the arenas and serve
+    # big blocks (decode buffers) from mmap, so they go back to the system when freed. Worker
+    # processes read these at start; this process applies them with mallopt (api.server).
+    for name, value in MALLOC_ENV.items():
+        os.environ.setdefault(name, value)
     _prepare_multiprocess_metrics()
     from api.server import run
 

@@ -14,16 +14,24 @@ from uvicorn.supervisors import Multiprocess
 
 from api.settings import Settings
 
+_M_MMAP_THRESHOLD = -3
 _M_ARENA_MAX = -8
 
 
-def limit_malloc_arenas(arenas: int = 2) -> None:
-    """Same effect as MALLOC_ARENA_MAX for this process, in case it was started without it."""
+def tune_malloc(arenas: int = 2, mmap_threshold: int = 1024 * 1024) -> None:
+    """MALLOC_ARENA_MAX and MALLOC_MMAP_THRESHOLD_ for this process, which glibc read before
+    ``imgpro serve`` could set them (worker processes get them from the environment).
+
+    A fixed mmap threshold also stops glibc's dynamic threshold from climbing to 32 MB, after
+    which freed decode buffers stay in the heap and RSS creeps up under a long cold load.
+    """
     libc_name = ctypes.util.find_library("c")
     if not libc_name:
         return
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(libc_name).mallopt(_M_ARENA_MAX, arenas)
+        libc = ctypes.CDLL(libc_name)
+        libc.mallopt(_M_ARENA_MAX, arenas)
+        libc.mallopt(_M_MMAP_THRESHOLD, mmap_threshold)
 
 
 def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
@@ -56,7 +64,7 @@ class Supervisor(Multiprocess):
 def run() -> int:
     settings = Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    limit_malloc_arenas()
+    tune_malloc()
     config = uvicorn.Config(
         "api.app:create_app",
         factory=True,

@@ -2,9 +2,13 @@
 
 libvips releases the GIL, so one Python thread per core keeps every core busy. Work beyond
 ``threads + queue_limit`` is refused with ``Overloaded`` (the server answers 503 +
-Retry-After) instead of piling up: each admitted job may hold an original and its decode
-buffers, so admission is the memory bound. A job's I/O (reading the original) runs inside its
-slot, after it is admitted, so waiting jobs hold nothing.
+Retry-After) instead of piling up.
+
+Memory: a job reads its original only once it holds one of ``2 x threads`` slots, so waiting
+jobs hold nothing and at most two originals per thread are in memory. Two, not one: while a
+thread transforms one image, the next job's original is already being read (from disk or S3),
+so a core never idles on I/O between transforms (the executor's ``threads`` workers are what
+bound the CPU work; a slot only bounds the originals).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ class TransformPool:
         self.threads = threads
         self.capacity = threads + queue_limit
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="transform")
-        self._slots = asyncio.Semaphore(threads)
+        self._slots = asyncio.Semaphore(2 * threads)
         self._admitted = 0
 
     @property
