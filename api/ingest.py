@@ -209,13 +209,15 @@ def anonymous_upgrade(ctx: ApiContext) -> dict[str, str]:
 async def admit(ctx: ApiContext, request: Request, uploader: Uploader, now: int) -> dict[str, str]:
     """Refuse before any body is read: anonymous per-IP limits, or a quota already used up.
 
-    Returns the headers the response carries (X-RateLimit-* for anonymous callers).
+    Returns the headers the response carries, also when it ends in an error: X-RateLimit-* for
+    anonymous callers, the quota headers as they stand for authenticated ones (a 201 replaces
+    them with the counts after the upload).
     """
     if uploader.owner is not None:
         async with ctx.db.read() as conn:
             state = await quota_state(conn, uploader.owner, now)
         check_quota(ctx, uploader.owner, state)
-        return {}
+        return state.headers()
     if ctx.settings.rate_limits == "off":
         return {}
     ip = client_ip(request.scope, ctx.settings.trusted_proxies)

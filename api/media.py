@@ -1,7 +1,8 @@
 """GET /v1/media (list), GET/PATCH/DELETE /v1/media/{id}.
 
-Reads are scoped by the caller: with a key, only the key's team's media exist; without one,
-only public media. Anything else is 404, never 403, so ids of other teams leak nothing.
+Reads are scoped by the caller: with a key, the key's team's media and anyone's public media;
+without one, only public media. Anything else is 404, never 403, so ids of other teams' private
+media leak nothing.
 """
 
 from __future__ import annotations
@@ -120,11 +121,11 @@ async def visible_media(ctx: ApiContext, request: Request,
             found = await get_team_media(conn, owner.team_id, [media_id])
         if found:
             return found[0], "write" in owner.abilities
-    else:
-        async with ctx.db.read() as conn:
-            record = await get_media(conn, media_id)
-        if record is not None and record.public and not _expired(ctx, record):
-            return record, False
+    # A public image is public to everyone, also to a caller with another team's key.
+    async with ctx.db.read() as conn:
+        record = await get_media(conn, media_id)
+    if record is not None and record.public and not _expired(ctx, record):
+        return record, False
     raise NotFound("Image not found.")
 
 

@@ -9,7 +9,7 @@ from api.auth import check_ability, optional_key
 from api.context import context_of
 from api.errors import ApiError
 from api.ingest import admit, check_fields_for, ingest, uploader_for
-from api.media_fields import parse_media_fields
+from api.media_fields import RESERVED_FIELDS, parse_media_fields
 from api.plans import max_file_bytes
 from api.upload_form import read_upload_form
 
@@ -28,7 +28,9 @@ async def upload(request: Request) -> Response:
             request, lambda svg: max_file_bytes(authenticated=owner is not None, svg=svg)
         )
         body_read = True
-        fields = parse_media_fields(form.fields, allow_ttl=owner is not None)
+        # A browser form sends its blank optional inputs as empty strings: they mean "not set".
+        sent = {k: v for k, v in form.fields.items() if not (k in RESERVED_FIELDS and v == "")}
+        fields = parse_media_fields(sent, allow_ttl=owner is not None)
         check_fields_for(uploader, fields)
         assert form.file is not None
         return await ingest(ctx, uploader, form.file, fields, form.filename, headers)

@@ -225,9 +225,13 @@ def test_team_isolation(api: ApiServer) -> None:
     theirs = api.new_key()["key"]
     public = _upload(api, ours, namespace="secret", external_id="e1")
     private = _upload(api, ours, namespace="secret", public="false")
+    # A public image is public to them too (read-only); our private one does not exist for them.
+    seen = api.request("GET", f"/v1/media/{public['id']}", key=theirs)
+    assert seen.status_code == 200
+    assert seen.json()["id"] == public["id"] and seen.json()["editable"] is False
+    assert api.request("GET", f"/v1/media/{private['id']}", key=theirs).status_code == 404
     for media in (public, private):
         path = f"/v1/media/{media['id']}"
-        assert api.request("GET", path, key=theirs).status_code == 404
         assert api.request("PATCH", path, key=theirs, json={"name": "x"}).status_code == 404
         assert api.request("DELETE", path, key=theirs).status_code == 404
     ids = [public["id"], private["id"]]

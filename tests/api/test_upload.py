@@ -241,6 +241,28 @@ def test_quota_headers_match_usage(api: ApiServer) -> None:
     assert "X-RateLimit-Limit" not in h
     usage = api.request("GET", "/v1/usage", key=key).json()
     assert usage["uploads_used"] == 2 and usage["storage_used_bytes"] == 2 * len(data)
+    # Refusals carry them too, unchanged: nothing was counted.
+    for refused in (api.upload(b"not an image", key=key), api.upload(data, key=key, tags="x" * 51)):
+        assert refused.status_code in (400, 422)
+        assert refused.headers["X-Monthly-Uploads-Used"] == "2"
+        assert refused.headers["X-Storage-Used"] == str(2 * len(data))
+
+
+def test_blank_form_fields_mean_not_set(api: ApiServer) -> None:
+    key = api.new_key()["key"]
+    blank = {f: "" for f in ("name", "public", "ttl", "external_id", "tags", "namespace", "date",
+                             "metadata")}
+    response = api.upload(key=key, filename="holiday.png", author="", **blank)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["name"] == "holiday.png" and body["public"] is True
+    assert body["tags"] == [] and body["namespace"] is None
+    # No ttl: the expiry is the unverified account's 30-day retention.
+    assert body["expires_at"] == body["created_at"] + 30 * 86400
+    assert body["author"] == ""  # a custom field keeps its (empty) value
+    # In JSON an empty string is a value: PATCH still refuses an empty name.
+    patched = api.request("PATCH", f"/v1/media/{body['id']}", key=key, json={"name": ""})
+    assert patched.status_code == 422 and "name" in patched.json()["errors"]
 
 
 def _team_of(api: ApiServer, key_id: str) -> int:
