@@ -127,10 +127,20 @@ def parse_request(path: str, query_string: bytes) -> CdnRequest:
     if size is not None and size not in SIZES:
         raise CdnError(422, "validation_error", "The size parameter must be s, m or l.",
                        errors={"size": ["must be one of s, m, l"]})
-    if size is not None and kind not in FORMATS:
-        raise CdnError(400, "unsupported_format",
-                       f"Resized images are served as jpeg, png, webp or avif, not {kind}.")
     return CdnRequest(team_hash, uid, kind, size)  # type: ignore[arg-type]
+
+
+RESIZED_STAND_IN = "webp"
+"""What ``?size=`` on an original-only extension (gif, svg, tiff, bmp, heic) redirects to: WebP
+keeps a GIF's animation and any transparency, and every current browser shows it. A redirect,
+not a WebP body under a .gif name, so a URL's extension always names the bytes it serves."""
+
+
+def resized_stand_in(request: CdnRequest) -> str | None:
+    """The path to redirect to when a size is asked of a format we only serve unchanged."""
+    if request.size is None or request.kind in FORMATS:
+        return None
+    return f"/{request.team_hash}/{request.uid}.{RESIZED_STAND_IN}?size={request.size}"
 
 
 class CdnOrigin:
@@ -171,6 +181,10 @@ class CdnOrigin:
             if scope["method"] not in ("GET", "HEAD"):
                 raise CdnError(405, "method_not_allowed", "Use GET or HEAD.")
             request = parse_request(scope["path"], scope["query_string"])
+            stand_in = resized_stand_in(request)
+            if stand_in is not None:
+                await _send_redirect(send, stand_in)
+                return
             if_none_match = _header(scope, b"if-none-match")
             entry, layer = await self._lookup(request)
             if entry is None:
@@ -323,6 +337,14 @@ async def _send_entry(send: Send, entry: Entry, media_type: str, layer: Layer,
     headers.append((b"content-length", str(len(entry.data)).encode()))
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": b"" if head_only else entry.data})
+
+
+async def _send_redirect(send: Send, location: str) -> None:
+    """A permanent redirect: where a URL points never changes, so CDNs may keep it."""
+    headers = [(b"location", location.encode()), (b"cache-control", IMMUTABLE),
+               (b"content-length", b"0"), *_COMMON_HEADERS]
+    await send({"type": "http.response.start", "status": 301, "headers": headers})
+    await send({"type": "http.response.body", "body": b""})
 
 
 async def _send_error(send: Send, exc: CdnError, head_only: bool) -> None:

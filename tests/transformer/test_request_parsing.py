@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from transformer.server import CdnError, parse_request
+from transformer.server import CdnError, parse_request, resized_stand_in
 
 
 @pytest.mark.parametrize(
@@ -32,13 +32,28 @@ def test_valid(path: str, query: bytes, kind: str, size: str | None) -> None:
         ("/t/abc.exe", b"", 400, "unsupported_format"),
         ("/t/abc.jpg", b"size=xl", 422, "validation_error"),
         ("/t/abc.jpg", b"size=S", 422, "validation_error"),
-        ("/t/abc.gif", b"size=m", 400, "unsupported_format"),
     ],
 )
 def test_invalid(path: str, query: bytes, status: int, code: str) -> None:
     with pytest.raises(CdnError) as info:
         parse_request(path, query)
     assert (info.value.status, info.value.code) == (status, code)
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "location"),
+    [
+        ("/t/abc.gif", b"size=m", "/t/abc.webp?size=m"),
+        ("/t/abc.svg", b"size=s", "/t/abc.webp?size=s"),
+        ("/t/abc.TIF", b"size=l", "/t/abc.webp?size=l"),
+        ("/t/abc.heic", b"size=m", "/t/abc.webp?size=m"),
+        ("/t/abc.bmp", b"size=m", "/t/abc.webp?size=m"),
+        ("/t/abc.gif", b"", None),
+        ("/t/abc.jpg", b"size=m", None),
+    ],
+)
+def test_resized_stand_in(path: str, query: bytes, location: str | None) -> None:
+    assert resized_stand_in(parse_request(path, query)) == location
 
 
 def test_keys_differ_by_size_format_and_version() -> None:

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+import pyvips
 from PIL import Image
 
 from tests.conftest import CorpusImage, RunningServer, start_server, stop_server
+from tests.transformer import sample_images
 from transformer.sniff import sniff_format
 
 TEAM = "t"
@@ -138,7 +140,6 @@ def test_no_upscaling(cdn: RunningServer) -> None:
         ("/t/nosuchimage.webp?size=m", 404, "not_found"),
         ("/t/photo-storm-1920x1280.jpg?size=huge", 422, "validation_error"),
         ("/t/photo-storm-1920x1280.bmpx", 400, "unsupported_format"),
-        ("/t/photo-storm-1920x1280.gif?size=m", 400, "unsupported_format"),
         ("/t/photo-storm-1920x1280.gif", 400, "unsupported_format"),
         ("/nothing/here/at/all", 404, "not_found"),
     ],
@@ -150,6 +151,22 @@ def test_errors_in_reference_shape(cdn: RunningServer, path: str, status: int, c
     body = response.json()
     assert body["error"] == code
     assert isinstance(body["message"], str) and body["message"]
+
+
+def test_size_of_an_original_only_format_redirects_to_webp(cdn: RunningServer) -> None:
+    place(cdn, "anim", sample_images.animated_gif())
+    url = f"{cdn.url}/{TEAM}/anim.gif?size=s"
+    redirect = httpx.get(url)
+    assert redirect.status_code == 301
+    assert redirect.headers["location"] == f"/{TEAM}/anim.webp?size=s"
+    assert "immutable" in redirect.headers["cache-control"]
+    followed = httpx.get(url, follow_redirects=True)
+    assert followed.status_code == 200 and followed.headers["content-type"] == "image/webp"
+    assert sniff_format(followed.content) == "webp"
+    assert pyvips.Image.new_from_buffer(followed.content, "", n=-1).get("n-pages") == 3
+    # Without a size the GIF itself is served, unchanged.
+    original = httpx.get(f"{cdn.url}/{TEAM}/anim.gif")
+    assert original.status_code == 200 and original.content == sample_images.animated_gif()
 
 
 def test_wrong_method(cdn: RunningServer, landscape: CorpusImage) -> None:
