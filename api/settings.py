@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     rate_limits: Literal["on", "off"] = "on"
     trusted_proxies: str = ""
     """Comma-separated IPs/CIDRs whose ``X-Forwarded-For`` is believed (see api/client_ip.py)."""
+    cors_origins: str = "*"
+    """Comma-separated origins whose browser pages may call the API (``*``: any; empty: none)."""
     import_allow_private: bool = False
     registration: Literal["open", "closed"] = "open"
     smtp_url: str | None = None

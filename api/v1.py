@@ -16,6 +16,8 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -104,8 +106,30 @@ def build_api_app(settings: Settings, store: OriginalsStore,
     app = Starlette(
         routes=ROUTES,
         lifespan=lifespan,
+        middleware=_cors(settings),
         exception_handlers={ApiError: _api_error, HTTPException: _http_error,
                             Exception: _unexpected},
     )
     app.state.ready = False
     return app
+
+
+EXPOSED_HEADERS = [
+    "Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset",
+    "X-RateLimit-Limit-Daily", "X-RateLimit-Remaining-Daily", "X-Monthly-Uploads-Used",
+    "X-Monthly-Uploads-Limit", "X-Monthly-Uploads-Remaining", "X-Storage-Used",
+    "X-Storage-Limit", "X-Storage-Remaining", "X-Request-Id",
+]
+"""Headers a browser page may read from a cross-origin answer (the limits, mostly)."""
+
+
+def _cors(settings: Settings) -> list[Middleware]:
+    """Browser apps on other origins call the API with a bearer key, never cookies, so any
+    origin may be allowed without credentials; operators can narrow or close it."""
+    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    if not origins:
+        return []
+    return [Middleware(CORSMiddleware, allow_origins=origins, allow_credentials=False,
+                       allow_methods=["GET", "POST", "PATCH", "DELETE"],
+                       allow_headers=["Authorization", "Content-Type"],
+                       expose_headers=EXPOSED_HEADERS, max_age=86_400)]
