@@ -9,6 +9,7 @@
      ├── NotFound                     not_found             404
      ├── MethodNotAllowed             method_not_allowed    405
      ├── Duplicate                    duplicate             409     (+ ``media``: the existing one)
+     ├── RequestTimeout               request_timeout       408     (the body stalled; connection closed)
      ├── QuotaExceeded                quota_exceeded        413     upgrade (signed one-click URL)
      ├── RateLimited                  rate_limited          429     wait (+ Retry-After header)
      ├── MissingFile                  missing_file          400
@@ -116,6 +117,14 @@ class MethodNotAllowed(ApiError):
 class Duplicate(ApiError):
     code = "duplicate"
     status = 409
+
+
+class RequestTimeout(ApiError):
+    code = "request_timeout"
+    status = 408
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"Connection": "close"})
 
 
 class QuotaExceeded(ApiError):

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from api.auth import check_ability, optional_key
 from api.context import context_of
-from api.errors import ApiError, FetchFailed, FileTooLarge, MissingUrl
+from api.errors import ApiError, FetchFailed, FileTooLarge, InvalidRequest, MissingUrl
 from api.ingest import admit, check_fields_for, ingest, uploader_for
 from api.media_fields import parse_media_fields
 from api.plans import MB, max_file_bytes
@@ -33,7 +33,7 @@ async def import_(request: Request) -> Response:
     if url is None or (isinstance(url, str) and not url.strip()):
         raise MissingUrl("No URL provided: send {\"url\": \"https://...\"}.")
     if not isinstance(url, str):
-        raise FetchFailed("The url must be a string.")
+        raise InvalidRequest.field("url", "The url must be a string.")
     uploader = await uploader_for(ctx, owner)
     fields = parse_media_fields(body, allow_ttl=owner is not None)
     check_fields_for(uploader, fields)

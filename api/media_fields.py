@@ -132,14 +132,19 @@ def parse_date(value: Any) -> int | None:
         return None
     if isinstance(value, bool):
         raise _Bad("The date must be ISO 8601 or a Unix timestamp.")
-    if isinstance(value, int | float):
+    if isinstance(value, int):
+        return _in_range(value)
+    if isinstance(value, float):
         if not math.isfinite(value):
             raise _Bad("The date must be ISO 8601 or a Unix timestamp.")
         return _in_range(int(value))
     if isinstance(value, str):
         text = value.strip()
         if _UNIX.match(text):
-            return _in_range(int(float(text)))
+            seconds = float(text)
+            if not math.isfinite(seconds):  # "1" * 400 parses as inf
+                raise _Bad("The date is out of range.")
+            return _in_range(int(seconds))
         try:
             moment = datetime.fromisoformat(text)
         except ValueError:
@@ -157,7 +162,7 @@ def _in_range(seconds: int) -> int:
 
 
 def parse_ttl(value: Any) -> int:
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isdecimal() and len(value.strip()) <= 20:
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int):
         raise _Bad("The ttl must be an integer number of seconds.")

@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
+from api.body_stream import body_chunks
 from api.errors import InvalidRequest
 
 MAX_JSON_BYTES = 1024 * 1024
@@ -18,7 +19,7 @@ async def read_json_object(request: Request, *, allow_empty: bool = False) -> di
     if declared is not None and declared.isdigit() and int(declared) > MAX_JSON_BYTES:
         raise InvalidRequest.field("body", "The JSON body may be at most 1 MB.")
     body = bytearray()
-    async for chunk in request.stream():
+    async for chunk in body_chunks(request):
         body.extend(chunk)
         if len(body) > MAX_JSON_BYTES:
             raise InvalidRequest.field("body", "The JSON body may be at most 1 MB.")

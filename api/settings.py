@@ -80,6 +80,8 @@ class Settings(BaseSettings):
     # /v1 API (helper "api")
     registration_redirect_url: str | None = None
     """Where ``403 registration_closed`` sends people (action redirect); default: public URL."""
+    body_idle_timeout: float = Field(30, gt=0)
+    """Seconds an upload/JSON body may stall before 408 (see api/body_stream.py)."""
     retention_sweep_seconds: float = Field(300, gt=0)
     """How often each API process looks for expired media to delete."""
 

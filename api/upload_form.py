@@ -16,6 +16,7 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
+from api.body_stream import body_chunks
 from api.errors import FileTooLarge, InvalidRequest, MissingFile
 from api.plans import MB
 from transformer.sniff import SNIFF_BYTES, sniff_format
@@ -140,7 +141,7 @@ async def read_upload_form(request: Request, file_limit: Callable[[bool], int]) 
     collector = _FormCollector(file_limit)
     parser = MultipartParser(boundary, collector.callbacks())  # type: ignore[arg-type]
     try:
-        async for chunk in request.stream():
+        async for chunk in body_chunks(request):
             parser.write(chunk)
             if collector.error is not None:
                 raise collector.error
@@ -151,4 +152,6 @@ async def read_upload_form(request: Request, file_limit: Callable[[bool], int]) 
         raise collector.error
     if collector.form.file is None:
         raise MissingFile("No file in the request: send it in a form field named 'file'.")
+    if not collector.form.file:
+        raise MissingFile("The file is empty (0 bytes).")
     return collector.form

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -112,3 +114,40 @@ def test_no_tracebacks_in_the_log(api: ApiServer) -> None:
     """Runs last in this module: nothing above made the server log an unhandled error."""
     log = api.server.log()
     assert "Traceback" not in log and "unhandled error" not in log, log[-3000:]
+
+
+def _stalled(api: ApiServer, head: str, first_bytes: bytes) -> tuple[bytes, bool]:
+    """Send a request head and the start of its body, then nothing: (the answer, closed?)."""
+    host, port = api.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(head.encode() + first_bytes)
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                return answer, True
+            answer += chunk
+        return answer, sock.recv(1) == b""
+
+
+def test_a_stalled_body_is_a_408_that_frees_the_connection(
+        api_factory: Callable[..., ApiServer]) -> None:
+    api = api_factory(IMGPRO_BODY_IDLE_TIMEOUT="1")
+    part = (b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\n\r\n"
+            + tiny_png())
+    for path, content_type, first in (("/v1/upload", "multipart/form-data; boundary=b", part),
+                                      ("/v1/import", "application/json", b'{"url": "ht')):
+        head = (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n"
+                f"Content-Length: 1000000\r\n\r\n")
+        answer, closed = _stalled(api, head, first)
+        status_line, _, rest = answer.partition(b"\r\n")
+        assert b" 408 " in status_line, answer[:300]
+        assert json.loads(rest.partition(b"\r\n\r\n")[2])["error"] == "request_timeout"
+        assert closed
+    assert api.upload().status_code == 201  # and the server serves the next one
+
+
+def test_an_empty_file_is_missing(api: ApiServer) -> None:
+    response = api.upload(b"")
+    _assert_client_error(response, 400)
+    assert response.json()["error"] == "missing_file"

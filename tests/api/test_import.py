@@ -106,6 +106,9 @@ def test_import_errors(api: ApiServer, origin: str) -> None:
     for body in ({}, {"url": ""}, {"url": None, "name": "x"}):
         response = api.request("POST", "/v1/import", key=key, json=body)
         assert response.status_code == 400 and response.json()["error"] == "missing_url"
+    for url in (5, ["http://a/b.jpg"], {"href": "x"}):
+        response = api.request("POST", "/v1/import", key=key, json={"url": url})
+        assert response.status_code == 422 and "url" in response.json()["errors"]
     for url in (f"{origin}/missing", "ftp://127.0.0.1/x.jpg", "file:///etc/passwd",
                 "not a url", "http://127.0.0.1:1/closed.jpg"):
         response = api.request("POST", "/v1/import", key=key, json={"url": url})

@@ -12,6 +12,7 @@ import pytest
 
 from api.batch import new_tags
 from api.db.engine import normalise_database_url
+from api.errors import InvalidRequest
 from api.media_fields import display_name, parse_date, parse_media_fields, parse_tags
 from api.plans import MB, max_file_bytes, month_key, month_resets_at, next_plan
 from api.rate_limits import ANONYMOUS_UPLOADS_DAILY, ANONYMOUS_UPLOADS_HOURLY
@@ -65,7 +66,8 @@ def test_dates(text: object, expected: int | None) -> None:
     assert parse_date(text) == expected
 
 
-@pytest.mark.parametrize("bad", ["15/06/2025", "yesterday", True, "9" * 30, float("nan"), [1]])
+@pytest.mark.parametrize("bad", ["15/06/2025", "yesterday", True, "9" * 30, float("nan"), [1],
+                                 "1" * 400, "1" * 400 + ".5", 10**400, float("inf")])
 def test_bad_dates(bad: object) -> None:
     with pytest.raises(ValueError):
         parse_date(bad)
@@ -111,3 +113,10 @@ def test_svg_sniffing() -> None:
     assert looks_like_svg(b"\xef\xbb\xbf  <svg width='1'>")
     assert not looks_like_svg(b"\x89PNG\r\n\x1a\n")
     assert not looks_like_svg(b"<html><body><svg></svg></body></html>")
+
+
+@pytest.mark.parametrize("ttl", ["9" * 5000, "\u00b2", "1e9", "-3600", 3599, True])
+def test_bad_ttls_are_field_errors(ttl: object) -> None:
+    with pytest.raises(InvalidRequest) as info:
+        parse_media_fields({"ttl": ttl}, allow_ttl=True)
+    assert "ttl" in info.value.errors
