@@ -12,6 +12,7 @@ from types import FrameType
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
+from api.http_protocol import BoundedHttpToolsProtocol
 from api.settings import Settings
 
 _M_MMAP_THRESHOLD = -3
@@ -72,7 +73,7 @@ def run() -> int:
         port=settings.port,
         workers=settings.workers,
         loop="uvloop",
-        http="httptools",
+        http=BoundedHttpToolsProtocol,
         lifespan="on",
         access_log=False,
         proxy_headers=False,
