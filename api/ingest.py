@@ -84,9 +84,10 @@ async def probe_image(ctx: ApiContext, data: bytes, *,
         info = await asyncio.to_thread(transformer.probe, data, max_pixels=ctx.settings.max_pixels)
     except transformer.ImageTooLarge as exc:
         raise FileTooLarge(f"The image is too large: {exc.message}") from None
-    except transformer.TransformError:
+    except transformer.TransformError as exc:
         raise UnsupportedFormat(
-            "Not a supported image: JPEG, PNG, WebP, GIF, SVG, HEIC, AVIF, TIFF or BMP."
+            f"Not a supported image ({exc.message}); accepted: JPEG, PNG, WebP, GIF, SVG, HEIC, "
+            "AVIF, TIFF or BMP."
         ) from None
     limit = max_file_bytes(authenticated=authenticated, svg=info.format == "svg")
     if len(data) > limit:

@@ -5,8 +5,8 @@ Like imgproxy's pipeline, each step is a named function that reads and updates o
 one tuple rather than out of a long function:
 
     read_header        type by magic bytes, dimensions and layout from the header only
-    refuse_truncated   cheap structural checks the decoders do not make (GIF trailer)
     refuse_oversized   declared pixels over the limit -> ImageTooLarge, before any decode
+    refuse_truncated   cheap checks that the file's end is there (transformer._completeness)
     plan_geometry      short-edge size math (per frame for animations), SVG raster cap
     reserve_memory     decodes that hold a whole image reserve it from a budget (see below)
     load_and_shrink    libvips thumbnail (shrink-on-load, EXIF orientation, CMYK -> sRGB)
@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 import pyvips
 
+from transformer._completeness import check_complete
 from transformer._deadline import Deadline
 from transformer._encoder_settings import SAVE_SUFFIX, encoder_options
 from transformer._engine import ensure_initialised
@@ -95,19 +96,15 @@ def read_header(job: Job) -> None:
     job.header = _read_header(job.data)
 
 
-def refuse_truncated(job: Job) -> None:
-    # libnsgif decodes a cut GIF without an error, repeating the last whole frame in place of
-    # the missing ones: a plausible but wrong animation. A complete GIF ends with ';' (0x3B),
-    # sometimes followed by zero padding.
-    if job.require_header().info.format == "gif" and not job.data.rstrip(b"\0").endswith(b";"):
-        raise UnsupportedImage("the GIF image is truncated (no trailer)")
-
-
 def refuse_oversized(job: Job) -> None:
     header = job.require_header()
     job.keep_animation = job.fmt == "webp" and header.animated
     _refuse_oversized(header, job.max_pixels,
                       frames=header.info.frames if job.keep_animation else 1)
+
+
+def refuse_truncated(job: Job) -> None:
+    check_complete(job.require_header().info.format, job.data)
 
 
 def plan_geometry(job: Job) -> None:
@@ -192,8 +189,8 @@ def encode(job: Job) -> None:
 
 PIPELINE: tuple[Step, ...] = (
     read_header,
-    refuse_truncated,
     refuse_oversized,
+    refuse_truncated,
     plan_geometry,
     reserve_memory,
     load_and_shrink,

@@ -19,6 +19,7 @@ from typing import Literal
 import pyvips
 from PIL import Image
 
+from transformer._completeness import check_complete
 from transformer._engine import ensure_initialised
 from transformer._errors import ImageTooLarge, UnsupportedImage
 from transformer._types import ImageInfo
@@ -91,11 +92,13 @@ def refuse_oversized(header: Header, max_pixels: int | None, *, frames: int = 1)
 def probe(data: bytes, *, max_pixels: int | None = None) -> ImageInfo:
     """What the image declares: format, displayed width/height, frames, orientation, alpha.
 
-    Reads headers only; nothing is decoded. With ``max_pixels`` set, an image declaring more
-    pixels than that raises ``ImageTooLarge`` (the same check ``transform`` makes).
+    Reads headers only (and checks that the file's end is there); nothing is decoded. With
+    ``max_pixels`` set, an image declaring more pixels than that raises ``ImageTooLarge`` (the
+    same check ``transform`` makes); a file cut short raises ``UnsupportedImage``.
     """
     header = read_header(data)
     refuse_oversized(header, max_pixels)
+    check_complete(header.info.format, data)
     return header.info
 
 

@@ -119,7 +119,7 @@ def test_svg(api: ApiServer) -> None:
 
 def test_not_an_image(api: ApiServer) -> None:
     created = api.new_key()
-    for data in (b"hello world, not an image", b"\xff\xd8\xff\xe0garbage" * 10, b""):
+    for data in (b"hello world, not an image", b"\xff\xd8\xff\xe0garbage" * 10):
         response = api.upload(data, key=created["key"], filename="photo.jpg")
         assert response.status_code == 400, data[:20]
         assert response.json()["error"] == "unsupported_format"
@@ -419,3 +419,15 @@ def test_svg_limit_is_10_mb(api: ApiServer) -> None:
     assert response.status_code == 400
     assert response.json()["error"] == "file_too_large"
     assert "10 MB" in response.json()["message"]
+
+
+def test_a_truncated_upload_is_refused_and_counts_nothing(api: ApiServer,
+                                                           corpus: list[CorpusImage]) -> None:
+    key = api.new_key()["key"]
+    for fmt in ("jpeg", "png"):
+        data = next(c for c in corpus if c.format == fmt).data
+        response = api.upload(data[: len(data) // 3], key=key, filename=f"cut.{fmt}")
+        assert response.status_code == 400 and response.json()["error"] == "unsupported_format"
+        assert "truncated" in response.json()["message"]
+    usage = api.request("GET", "/v1/usage", key=key).json()
+    assert usage["uploads_used"] == 0 and usage["storage_used_bytes"] == 0

@@ -54,3 +54,27 @@ def test_probe_without_limit_reports_declared_size() -> None:
 def test_probe_rejects_non_images(data: bytes) -> None:
     with pytest.raises(UnsupportedImage):
         probe(data)
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png", "webp"])
+@pytest.mark.parametrize("fraction", (0.3, 0.9, 0.999))
+def test_probe_refuses_truncated_corpus_files(corpus, fmt: str, fraction: float) -> None:
+    # Headers survive truncation: without the end-of-file checks these probed as whole images.
+    data = next(i for i in corpus if i.format == fmt).data
+    assert probe(data).format == fmt
+    with pytest.raises(UnsupportedImage, match="truncated|not a readable"):
+        probe(data[: int(len(data) * fraction)])
+
+
+@pytest.mark.parametrize("make", [samples.gif, samples.animated_gif, samples.bmp])
+def test_probe_refuses_truncated_generated_files(make) -> None:
+    data = make()
+    probe(data)
+    with pytest.raises(UnsupportedImage):
+        probe(data[: int(len(data) * 0.9)])
+
+
+def test_data_after_the_end_of_a_jpeg_is_allowed(corpus) -> None:
+    # Motion Photos and some cameras append a video or a trailer after the JPEG's EOI.
+    data = next(i for i in corpus if i.format == "jpeg").data
+    assert probe(data + b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40).format == "jpeg"
