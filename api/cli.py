@@ -71,13 +71,20 @@ def _put(args: argparse.Namespace) -> int:
     """Store a local file as an original under a team hash and print its CDN URL."""
     from api.settings import Settings
     from api.store_startup import prepare_originals_store
-    from transformer import probe
+    from transformer import TransformError, probe
     from transformer.s3store import BucketMissing
     from transformer.store import StoreUnavailable, open_store
 
     settings = Settings()
-    data = Path(args.file).read_bytes()
-    info = probe(data)
+    try:
+        data = Path(args.file).read_bytes()
+        info = probe(data)
+    except OSError as exc:
+        print(f"imgpro put: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except TransformError as exc:
+        print(f"imgpro put: {args.file}: {exc.message}", file=sys.stderr)
+        return 1
     uid = args.uid or os.urandom(6).hex()
     store = open_store(settings.effective_storage_url, s3_endpoint_url=settings.s3_endpoint_url)
 

@@ -120,10 +120,13 @@ def parse_request(path: str, query_string: bytes) -> CdnRequest:
     if simple is not None:
         size = simple.group(1).decode() if simple.group(1) else None
     else:
-        size = None
-        for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
-            if name == "size":
-                size = value or None
+        sizes = {value or None for name, value in
+                 parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+                 if name == "size"}
+        if len(sizes) > 1:  # which one was meant? (a CDN may also keep only one of them)
+            raise CdnError(422, "validation_error", "Give the size parameter once.",
+                           errors={"size": ["given more than once with different values"]})
+        size = sizes.pop() if sizes else None
     if size is not None and size not in SIZES:
         raise CdnError(422, "validation_error", "The size parameter must be s, m or l.",
                        errors={"size": ["must be one of s, m, l"]})

@@ -12,6 +12,7 @@ from transformer.server import CdnError, parse_request, resized_stand_in
         ("/t/abc.JPEG", b"size=s", "jpeg", "s"),
         ("/team_1/a-b.webp", b"size=m", "webp", "m"),
         ("/t/abc.avif", b"size=l&v=3", "avif", "l"),
+        ("/t/abc.avif", b"size=l&size=l", "avif", "l"),
         ("/t/abc.png", b"size=", "png", None),
         ("/t/abc.gif", b"", "gif", None),
         ("/t/abc.tif", b"", "tiff", None),
@@ -32,6 +33,8 @@ def test_valid(path: str, query: bytes, kind: str, size: str | None) -> None:
         ("/t/abc.exe", b"", 400, "unsupported_format"),
         ("/t/abc.jpg", b"size=xl", 422, "validation_error"),
         ("/t/abc.jpg", b"size=S", 422, "validation_error"),
+        ("/t/abc.jpg", b"size=m&size=l", 422, "validation_error"),
+        ("/t/abc.jpg", b"size=&size=s", 422, "validation_error"),
     ],
 )
 def test_invalid(path: str, query: bytes, status: int, code: str) -> None:

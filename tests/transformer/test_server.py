@@ -289,3 +289,22 @@ def test_put_command_prints_a_working_url(tmp_path: Path, landscape: CorpusImage
     assert out.startswith(f"{server.url}/cli/") and out.endswith(".jpeg")
     assert httpx.get(out).content == landscape.data
     assert httpx.get(out.replace(".jpeg", ".webp") + "?size=s").status_code == 200
+
+
+@pytest.mark.parametrize("content", [b"plain text, not an image", None])
+def test_put_command_refuses_bad_files_in_one_line(tmp_path: Path, content: bytes | None) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    path = tmp_path / "thing.jpg"
+    if content is not None:
+        path.write_bytes(content)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "IMGPRO_DATA_DIR": str(tmp_path / "data")}
+    done = subprocess.run([sys.executable, "-m", "api", "put", str(path)], env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == 1
+    assert done.stderr.startswith("imgpro put: ") and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
