@@ -98,9 +98,11 @@ def read_header(job: Job) -> None:
 
 def refuse_oversized(job: Job) -> None:
     header = job.require_header()
-    job.keep_animation = job.fmt == "webp" and header.animated
-    _refuse_oversized(header, job.max_pixels,
-                      frames=header.info.frames if job.keep_animation else 1)
+    _refuse_oversized(header, job.max_pixels)
+    # An animation kept as WebP decodes every frame: past the limit in all, its first frame
+    # is served instead (as for JPEG/PNG/AVIF) rather than no image at all.
+    job.keep_animation = (job.fmt == "webp" and header.animated
+                          and header.pixels * header.info.frames <= job.max_pixels)
 
 
 def refuse_truncated(job: Job) -> None:

@@ -113,12 +113,17 @@ def test_pixel_limit_is_configurable() -> None:
     assert transform(data, "s", "jpeg", max_pixels=400 * 300).width == 400
 
 
-def test_kept_animation_counts_every_frame() -> None:
+def test_an_animation_over_the_limit_in_all_frames_gives_its_first_frame() -> None:
     data = samples.animated_gif()  # 3 frames of 400x300
-    with pytest.raises(ImageTooLarge):
-        transform(data, "s", "webp", max_pixels=2 * 400 * 300)
-    # the first frame alone is within the limit for a still output
+    kept = transform(data, "s", "webp", max_pixels=3 * 400 * 300)
+    assert pyvips.Image.new_from_buffer(kept.data, "", n=-1).get("n-pages") == 3
+    still = transform(data, "s", "webp", max_pixels=2 * 400 * 300)
+    assert pyvips.Image.new_from_buffer(still.data, "", n=-1).get_n_pages() == 1
+    assert (still.width, still.height) == (400, 300)
     assert transform(data, "s", "png", max_pixels=2 * 400 * 300).height == 300
+    # one frame over the limit is still refused
+    with pytest.raises(ImageTooLarge):
+        transform(data, "s", "webp", max_pixels=400 * 300 - 1)
 
 
 def test_timeout_abandons_a_running_transform(corpus) -> None:
