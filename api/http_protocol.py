@@ -1,10 +1,13 @@
-"""uvicorn's httptools protocol with a bound on the request head (request line + headers).
+"""uvicorn's httptools protocol with a bound on the request head, and JSON for its own errors.
 
 httptools (llhttp) keeps every header line it is given and uvicorn imposes no limit, so a
 client that never ends its headers grew the process without bound (hostile-input audit: 250 MB
 of ``X-A<n>:`` lines accepted, RSS 152 -> 373 MB). Past ``MAX_HEAD_BYTES`` this protocol stops
 keeping what arrives, answers ``431`` in the reference's JSON error shape and closes the
 connection. Our own URLs and headers are far below the limit; nginx's default is 32 KiB.
+What httptools cannot parse at all (a bad Content-Length, Content-Length with
+Transfer-Encoding, bytes that are not HTTP) gets a 400 in the same JSON shape, where uvicorn
+answers in plain text.
 """
 
 from __future__ import annotations
@@ -14,14 +17,20 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 MAX_HEAD_BYTES = 64 * 1024
 
-_BODY = orjson.dumps({
-    "error": "headers_too_large",
-    "message": f"The request line and headers may be at most {MAX_HEAD_BYTES // 1024} KiB.",
-})
-_ANSWER = (b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
-           b"content-type: application/json\r\n"
-           b"content-length: " + str(len(_BODY)).encode() + b"\r\n"
-           b"connection: close\r\n\r\n" + _BODY)
+
+def _closing_answer(status: str, code: str, message: str) -> bytes:
+    """A whole HTTP/1.1 response in the reference's JSON error shape, closing the connection."""
+    body = orjson.dumps({"error": code, "message": message})
+    return (f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n").encode() + body
+
+
+_TOO_LARGE = _closing_answer(
+    "431 Request Header Fields Too Large", "headers_too_large",
+    f"The request line and headers may be at most {MAX_HEAD_BYTES // 1024} KiB.")
+_UNPARSABLE = _closing_answer(
+    "400 Bad Request", "bad_request",
+    "The request is not valid HTTP/1.1 (request line, headers or framing).")
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
@@ -59,8 +68,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             return
         super().data_received(data)
         if self._refused and not self.transport.is_closing():
-            self.transport.write(_ANSWER)
+            self.transport.write(_TOO_LARGE)
             self.transport.close()
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to what httptools cannot parse, in our JSON shape (not plain text)."""
+        self.transport.write(_UNPARSABLE)
+        self.transport.close()
 
     def _counted(self, size: int) -> bool:
         """Count ``size`` more head bytes; False (and refuse) once past the limit."""

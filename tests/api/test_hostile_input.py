@@ -183,3 +183,17 @@ def test_a_huge_request_head_is_refused(api: ApiServer, head: bytes) -> None:
     assert api.request("GET", "/healthz").status_code == 200
     # A normal head of a few KiB still works.
     assert api.request("GET", "/healthz", headers={"X-Big": "v" * 8000}).status_code == 200
+
+
+@pytest.mark.parametrize("head", [
+    b"GET /v1/media HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+    b"POST /v1/import HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    b"GET /v1/\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 TLS hello to a plain-HTTP port\r\n\r\n",
+])
+def test_unparsable_http_gets_a_json_400(api: ApiServer, head: bytes) -> None:
+    answer = _send_head(api, head)
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line == b"HTTP/1.1 400 Bad Request", answer[:200]
+    assert json.loads(rest.partition(b"\r\n\r\n")[2])["error"] == "bad_request"
