@@ -21,6 +21,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import batch, import_, keys, media, upload, usage, verification, viewer
 from api.context import ApiContext, Purge
@@ -106,7 +107,7 @@ def build_api_app(settings: Settings, store: OriginalsStore,
     app = Starlette(
         routes=ROUTES,
         lifespan=lifespan,
-        middleware=_cors(settings),
+        middleware=[*_cors(settings), Middleware(IgnoreTrailingSlash)],
         exception_handlers={ApiError: _api_error, HTTPException: _http_error,
                             Exception: _unexpected},
     )
@@ -133,3 +134,19 @@ def _cors(settings: Settings) -> list[Middleware]:
                        allow_methods=["GET", "POST", "PATCH", "DELETE"],
                        allow_headers=["Authorization", "Content-Type"],
                        expose_headers=EXPOSED_HEADERS, max_age=86_400)]
+
+
+class IgnoreTrailingSlash:
+    """``/v1/media/`` is ``/v1/media``: Starlette would answer a 307 with an empty body, whose
+    absolute Location (built from Host) is wrong behind a TLS proxy and which clients that do
+    not follow redirects for POST/PATCH/DELETE cannot use."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and len(path) > 1 and path.endswith("/"):
+            trimmed = path.rstrip("/") or "/"
+            scope = {**scope, "path": trimmed, "raw_path": trimmed.encode()}
+        await self.app(scope, receive, send)

@@ -197,3 +197,12 @@ def test_unparsable_http_gets_a_json_400(api: ApiServer, head: bytes) -> None:
     status_line, _, rest = answer.partition(b"\r\n")
     assert status_line == b"HTTP/1.1 400 Bad Request", answer[:200]
     assert json.loads(rest.partition(b"\r\n\r\n")[2])["error"] == "bad_request"
+
+
+def test_a_trailing_slash_is_ignored(api: ApiServer, key: str) -> None:
+    media = api.upload(key=key).json()
+    listed = api.request("GET", "/v1/media/", key=key)
+    assert listed.status_code == 200 and media["id"] in [m["id"] for m in listed.json()["items"]]
+    assert api.request("GET", f"/v1/media/{media['id']}/", key=key).json()["id"] == media["id"]
+    assert api.request("DELETE", f"/v1/media/{media['id']}//", key=key).json() == {"deleted": True}
+    assert api.request("GET", f"/v1/media/{media['id']}", key=key).status_code == 404
