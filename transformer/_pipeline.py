@@ -9,7 +9,8 @@ one tuple rather than out of a long function:
     refuse_truncated   cheap checks that the file's end is there (transformer._completeness)
     plan_geometry      short-edge size math (per frame for animations), SVG raster cap
     reserve_memory     decodes that hold a whole image reserve it from a budget (see below)
-    load_and_shrink    libvips thumbnail (shrink-on-load, EXIF orientation, CMYK -> sRGB)
+    load_and_shrink    libvips thumbnail (shrink-on-load, EXIF orientation, CMYK -> sRGB);
+                       SVG rendered at the target size in a killable child process
     to_srgb_8bit       embedded ICC profile -> sRGB; 16-bit / odd colour spaces -> 8-bit
     flatten_alpha      JPEG has no alpha: composite on white
     encode             the format's saver with the measured settings, no metadata, deadline
@@ -44,6 +45,7 @@ from transformer._probe import Header
 from transformer._probe import read_header as _read_header
 from transformer._probe import refuse_oversized as _refuse_oversized
 from transformer._sizing import fit_within_pixels, jpeg_shrink_on_load, target_dimensions
+from transformer._svg_sandbox import render_svg
 from transformer._types import FORMATS, Format, Rendition, Size
 
 DEFAULT_MAX_PIXELS = 100_000_000
@@ -136,6 +138,10 @@ def load_and_shrink(job: Job) -> None:
             loaded = pyvips.Image.new_from_buffer(job.data, "", shrink=shrink,
                                                   access="sequential", fail_on="error")
             job.image = loaded.thumbnail_image(width, **resize)
+        elif header.decoder == "svg-sandbox":
+            # librsvg cannot be interrupted between tiles: it runs in a child process that is
+            # killed at the deadline, and hands back the raster at the target size.
+            job.image = render_svg(job.data, width, height, job.deadline)
         elif header.decoder == "vips":
             options = LOAD_OPTIONS + (",n=-1" if job.keep_animation else "")
             job.image = pyvips.Image.thumbnail_buffer(job.data, width, option_string=options,

@@ -5,9 +5,11 @@ the magic bytes (``transformer.sniff``), never a name; the pixel count comes fro
 a decompression bomb (a tiny file declaring 50000x50000) is refused while it is still tiny.
 
 libvips reads the headers of the formats it decodes (its ``new_from_buffer`` is lazy: it parses
-the header and stops). BMP is read by Pillow, whose ``Image.open`` is header-only too; we check
-the declared size ourselves first, from the fixed BMP header fields, so Pillow's own bomb
-check never fires with a warning in the middle of a request.
+the header and stops). SVG is the exception: librsvg parses the whole document to learn its
+size, so that runs in a killable, memory-capped child (``transformer._svg_sandbox``). BMP is
+read by Pillow, whose ``Image.open`` is header-only too; we check the declared size ourselves
+first, from the fixed BMP header fields, so Pillow's own bomb check never fires with a warning
+in the middle of a request.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from PIL import Image
 from transformer._completeness import check_complete
 from transformer._engine import ensure_initialised
 from transformer._errors import ImageTooLarge, UnsupportedImage
+from transformer._svg_sandbox import probe_svg
 from transformer._types import ImageInfo
 from transformer.sniff import SNIFF_BYTES, sniff_format
 
-Decoder = Literal["vips", "pillow", "pillow-heif"]
+Decoder = Literal["vips", "pillow", "pillow-heif", "svg-sandbox"]
 
 ANIMATED_FORMATS = frozenset({"gif", "webp"})
 """Formats whose extra pages are animation frames (a multi-page TIFF or HEIF is not animated)."""
@@ -73,6 +76,8 @@ def read_header(data: bytes) -> Header:
                                "SVG, HEIC, AVIF, TIFF, BMP)")
     if kind == "bmp":
         return _bmp_header(data)
+    if kind == "svg":
+        return _svg_header(data)
     return _vips_header(kind, data)
 
 
@@ -137,6 +142,14 @@ def _vips_header(kind: str, data: bytes) -> Header:
     else:
         buffered = 0
     return Header(info=info, decoder=decoder, buffered_bytes=buffered)
+
+
+def _svg_header(data: bytes) -> Header:
+    # librsvg parses the whole document to learn its size: unbounded time and memory for a
+    # crafted SVG, so even the header is read in a child process (transformer._svg_sandbox).
+    svg = probe_svg(data)
+    info = ImageInfo(format="svg", width=svg.width, height=svg.height, has_alpha=svg.has_alpha)
+    return Header(info=info, decoder="svg-sandbox")
 
 
 def _bmp_header(data: bytes) -> Header:
