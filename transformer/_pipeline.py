@@ -20,9 +20,10 @@ only build the pipeline. That is also why the time limit is enforced by the dead
 the final image and not by timing the steps.
 
 Memory: a decode that cannot stream (progressive JPEG, interlaced PNG, GIF, WebP, HEIF, TIFF,
-BMP) reserves its estimated bytes from one per-process budget, ``DECODE_MEMORY``, and waits
-for its turn within the deadline (``transformer._memory_budget`` has the figures). Small ones
-(under ``SMALL_DECODE_BYTES``) skip the budget: a thread pool bounds them well enough.
+BMP, and an SVG, whose raster comes back whole from its renderer process) reserves its
+estimated bytes from one per-process budget, ``DECODE_MEMORY``, and waits for its turn within
+the deadline (``transformer._memory_budget`` has the figures). Small ones (under
+``SMALL_DECODE_BYTES``) skip the budget: a thread pool bounds them well enough.
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ DEFAULT_MAX_PIXELS = 100_000_000
 SVG_MAX_RASTER_PIXELS = 25_000_000
 """An SVG is rasterised at most this big (aspect kept), whatever size it declares: vector
 input is cheap to store and arbitrarily expensive to render."""
+
+SVG_RASTER_BANDS = 4
+"""librsvg renders 8-bit RGBA."""
 
 DECODE_MEMORY = MemoryBudget(1 << 30)
 """Bytes of whole-image decodes allowed at once per process (1 GiB: two 100 MP RGBA images)."""
@@ -121,8 +125,11 @@ def plan_geometry(job: Job) -> None:
 
 def reserve_memory(job: Job) -> None:
     header = job.require_header()
-    if header.buffered_bytes >= SMALL_DECODE_BYTES:
-        job.resources.enter_context(DECODE_MEMORY.reserve(header.buffered_bytes, job.deadline))
+    needed = header.buffered_bytes
+    if header.decoder == "svg-sandbox":  # the child's raster arrives whole, at the target size
+        needed = job.target[0] * job.target[1] * SVG_RASTER_BANDS
+    if needed >= SMALL_DECODE_BYTES:
+        job.resources.enter_context(DECODE_MEMORY.reserve(needed, job.deadline))
 
 
 def load_and_shrink(job: Job) -> None:

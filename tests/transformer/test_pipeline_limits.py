@@ -147,6 +147,15 @@ def test_waiting_for_decode_memory_counts_against_the_timeout() -> None:
     assert transform(progressive, "s", "jpeg", timeout=30).height == 320
 
 
+def test_a_big_svg_raster_waits_for_decode_memory() -> None:
+    budget = _pipeline.DECODE_MEMORY
+    with budget.reserve(budget.capacity, Deadline(None)):  # someone holds all of it
+        with pytest.raises(TransformTimeout):  # 4000x2000 RGBA: 32 MB from its renderer
+            transform(samples.svg(4000, 2000), None, "png", timeout=0.5)
+        assert transform(samples.svg(4000, 2000), "s", "png", timeout=5).height == 320
+    assert budget.reserved == 0
+
+
 @pytest.mark.parametrize(("make", "streams"), [
     (lambda: pyvips.Image.black(300, 200, bands=3).jpegsave_buffer(Q=50), True),
     (lambda: pyvips.Image.black(300, 200, bands=3).jpegsave_buffer(Q=50, interlace=True), False),
