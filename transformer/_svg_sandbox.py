@@ -21,10 +21,12 @@ that glibc then kept. So librsvg never runs in a server process. Each SVG operat
 The pixels come back raw (8-bit sRGBA from librsvg) and become a libvips image in memory; the
 rest of the pipeline (colour, alpha, encode) is the same as for every other input.
 
-Fixed cost of the child start, measured on this machine (2 cores, ``bench/svg_sandbox.py``:
-median of 10 runs, a 1000x500 one-rect SVG): a probe 58 ms through the child against 1.4 ms
-in-process, a 640x320 render 65 ms against 6 ms. Every SVG upload and every SVG rendition
-pays this once; it is small next to the network and the encode.
+Fixed cost of the child start, measured on this machine (2 cores, load average 1.8 from other
+work; ``python bench/svg_sandbox.py``, median of 10 runs, a 1000x500 one-rect SVG, two runs):
+a probe 49-63 ms through the child against 0.2 ms in-process, a 640x320 render 61-69 ms against
+1.5 ms. An upload pays one probe; a rendition pays a probe and a render (~110-130 ms), once,
+since renditions are cached. Most of it is starting Python with its site-packages (~22 ms)
+and importing pyvips and libvips (~16 ms).
 """
 
 from __future__ import annotations
