@@ -220,8 +220,8 @@ def _exchange(child: subprocess.Popen[bytes], data: bytes, deadline: Deadline, *
                             body = bytearray(_pixel_bytes(header, size))
                             body[:len(rest)] = rest[:len(body)]
                             filled = min(len(rest), len(body))
-                            if filled == len(body):
-                                selector.unregister(child.stdout)
+                        if body is None or filled == len(body):  # nothing more to read
+                            selector.unregister(child.stdout)
                     elif len(head) > _HEADER_LIMIT:
                         raise _ChildFailed("malformed reply from the SVG renderer")
     if header is None or (size is not None and "error" not in header
