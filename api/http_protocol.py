@@ -33,52 +33,40 @@ _UNPARSABLE = _closing_answer(
     "The request is not valid HTTP/1.1 (request line, headers or framing).")
 
 
+class HeadTooLarge(Exception):
+    """Raised inside a parser callback: httptools stops parsing and uvicorn answers 400."""
+
+
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
-    """HttpToolsProtocol that refuses a request head larger than ``MAX_HEAD_BYTES``."""
+    """HttpToolsProtocol that refuses a request head larger than ``MAX_HEAD_BYTES``.
+
+    Only the two callbacks that receive head bytes are wrapped (each costs a Python call per
+    request): past the limit they raise, httptools abandons the parse, and uvicorn's
+    ``send_400_response`` (ours: JSON, 431 for this case) closes the connection.
+    """
 
     _head_bytes = 0
-    _refused = False
-
-    def on_message_begin(self) -> None:
-        self._head_bytes = 0
-        super().on_message_begin()
+    _too_large = False
 
     def on_url(self, url: bytes) -> None:
-        if self._counted(len(url)):
-            super().on_url(url)
+        self._count(len(url))
+        super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self._counted(len(name) + len(value) + 4):
-            super().on_header(name, value)
+        self._count(len(name) + len(value) + 4)
+        super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
-        if not self._refused:
-            super().on_headers_complete()
-
-    def on_body(self, body: bytes) -> None:
-        if not self._refused:
-            super().on_body(body)
-
-    def on_message_complete(self) -> None:
-        if not self._refused:
-            super().on_message_complete()
-
-    def data_received(self, data: bytes) -> None:
-        if self._refused:
-            return
-        super().data_received(data)
-        if self._refused and not self.transport.is_closing():
-            self.transport.write(_TOO_LARGE)
-            self.transport.close()
+        self._head_bytes = 0  # the next request on this connection starts from zero
+        super().on_headers_complete()
 
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to what httptools cannot parse, in our JSON shape (not plain text)."""
-        self.transport.write(_UNPARSABLE)
+        self.transport.write(_TOO_LARGE if self._too_large else _UNPARSABLE)
         self.transport.close()
 
-    def _counted(self, size: int) -> bool:
-        """Count ``size`` more head bytes; False (and refuse) once past the limit."""
+    def _count(self, size: int) -> None:
         self._head_bytes += size
         if self._head_bytes > MAX_HEAD_BYTES:
-            self._refused = True
-        return not self._refused
+            self._too_large = True
+            raise HeadTooLarge
