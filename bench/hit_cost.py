@@ -7,7 +7,7 @@ req/s of `python -m bench.compare` to see how much of a hit is ours.
     python bench/hit_cost.py                  # access log as configured (IMGPRO_ACCESS_LOG)
     IMGPRO_ACCESS_LOG=false python bench/hit_cost.py --profile
 
-It stores one corpus photo under a temporary data dir and asks for its s WebP rendition.
+It stores one corpus photo (``--photo``) under a temporary data dir and asks for its s WebP rendition.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-PHOTO = ROOT.parent / "shared" / "corpus" / "photo-storm-1920x1280.jpg"
+CORPUS = Path(os.environ.get("IMGPRO_CORPUS") or ROOT.parent / "shared" / "corpus")
 
 
 async def _lifespan(app: Any, kind: str, queue: asyncio.Queue, out: asyncio.Queue) -> None:
@@ -35,13 +35,13 @@ async def _lifespan(app: Any, kind: str, queue: asyncio.Queue, out: asyncio.Queu
         raise RuntimeError(message)
 
 
-async def measure(hits: int, profile: bool) -> float:
+async def measure(photo: Path, hits: int, profile: bool) -> float:
     os.environ.setdefault("IMGPRO_ROLE", "cdn")
     from api.app import create_app
     from transformer.store import open_store
 
     store = open_store(f"file://{os.environ['IMGPRO_DATA_DIR']}/originals")
-    await store.put("bench", "hit", PHOTO.read_bytes())
+    await store.put("bench", "hit", photo.read_bytes())
     await store.close()
     app = create_app()
     queue: asyncio.Queue = asyncio.Queue()
@@ -87,10 +87,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hits", type=int, default=20_000)
     parser.add_argument("--profile", action="store_true", help="cProfile the hits (slower)")
+    parser.add_argument("--photo", type=Path, default=CORPUS / "photo-storm-1920x1280.jpg")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as data_dir:
         os.environ["IMGPRO_DATA_DIR"] = data_dir
-        micros = asyncio.run(measure(args.hits, args.profile))
+        micros = asyncio.run(measure(args.photo, args.hits, args.profile))
     print(f"{micros:.1f} us of our code per memory hit ({args.hits} hits)")
 
 
