@@ -40,9 +40,10 @@ class HeadTooLarge(Exception):
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
     """HttpToolsProtocol that refuses a request head larger than ``MAX_HEAD_BYTES``.
 
-    Only the two callbacks that receive head bytes are wrapped (each costs a Python call per
-    request): past the limit they raise, httptools abandons the parse, and uvicorn's
-    ``send_400_response`` (ours: JSON, 431 for this case) closes the connection.
+    The two callbacks that receive head bytes count them, and the end of a head resets the
+    count (three wrapped calls per request, no measurable cost in an A/B of hits): past the
+    limit they raise, httptools abandons the parse, and ``send_400_response`` (ours: JSON, 431
+    for this case) closes the connection.
     """
 
     _head_bytes = 0
