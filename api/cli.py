@@ -20,9 +20,6 @@ SERVE_OPTIONS = {
 }
 
 
-MALLOC_ENV = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": str(1024 * 1024)}
-
-
 def _serve(args: argparse.Namespace) -> int:
     for flag, (env, _type, _help) in SERVE_OPTIONS.items():
         value = getattr(args, flag.lstrip("-").replace("-", "_"))
@@ -31,10 +28,11 @@ def _serve(args: argparse.Namespace) -> int:
     # glibc malloc fragments badly under many-threaded image work: cap the arenas and serve
     # big blocks (decode buffers) from mmap, so they go back to the system when freed. Worker
     # processes read these at start; this process applies them with mallopt (api.server).
+    from api.server import MALLOC_ENV, run  # imports neither libvips nor prometheus_client
+
     for name, value in MALLOC_ENV.items():
         os.environ.setdefault(name, value)
     _prepare_multiprocess_metrics()
-    from api.server import run
 
     return run()
 

@@ -9,7 +9,7 @@
      ├── NotFound                     not_found             404
      ├── MethodNotAllowed             method_not_allowed    405
      ├── Duplicate                    duplicate             409     (+ ``media``: the existing one)
-     ├── RequestTimeout               request_timeout       408     (the body stalled; connection closed)
+     ├── RequestTimeout               request_timeout       408     (a stalled body; closes)
      ├── QuotaExceeded                quota_exceeded        413     upgrade (signed one-click URL)
      ├── RateLimited                  rate_limited          429     wait (+ Retry-After header)
      ├── MissingFile                  missing_file          400

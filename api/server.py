@@ -18,8 +18,14 @@ from api.settings import Settings
 _M_MMAP_THRESHOLD = -3
 _M_ARENA_MAX = -8
 
+MALLOC_ARENAS = 2
+MALLOC_MMAP_THRESHOLD = 1024 * 1024
+MALLOC_ENV = {"MALLOC_ARENA_MAX": str(MALLOC_ARENAS),
+              "MALLOC_MMAP_THRESHOLD_": str(MALLOC_MMAP_THRESHOLD)}
+"""The same settings as environment variables, which ``imgpro serve`` sets for its workers."""
 
-def tune_malloc(arenas: int = 2, mmap_threshold: int = 1024 * 1024) -> None:
+
+def tune_malloc(arenas: int = MALLOC_ARENAS, mmap_threshold: int = MALLOC_MMAP_THRESHOLD) -> None:
     """MALLOC_ARENA_MAX and MALLOC_MMAP_THRESHOLD_ for this process, which glibc read before
     ``imgpro serve`` could set them (worker processes get them from the environment).
 

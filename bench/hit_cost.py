@@ -7,7 +7,8 @@ req/s of `python -m bench.compare` to see how much of a hit is ours.
     python bench/hit_cost.py                  # access log as configured (IMGPRO_ACCESS_LOG)
     IMGPRO_ACCESS_LOG=false python bench/hit_cost.py --profile
 
-It stores one corpus photo (``--photo``) under a temporary data dir and asks for its s WebP rendition.
+It stores one corpus photo (``--photo``) under a temporary data dir and asks for its s WebP
+rendition.
 """
 
 from __future__ import annotations

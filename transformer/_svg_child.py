@@ -22,9 +22,6 @@ import json
 import resource
 import sys
 
-SAMPLE_BYTES = {"uchar": 1, "char": 1, "ushort": 2, "short": 2, "uint": 4, "int": 4,
-                "float": 4, "complex": 8, "double": 8, "dpcomplex": 16}
-
 SVG_LOAD_OPTIONS = "fail_on=error,unlimited=false"
 """libvips' defaults, spelled out: a cut file is an error, and librsvg keeps its limits on
 XML size and nesting (``unlimited`` would lift them). librsvg never fetches http(s) or
