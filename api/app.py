@@ -21,7 +21,15 @@ from api.observability import Observed, access_log_to_stdout, mark_worker_gone, 
 from api.settings import Settings
 from api.store_startup import prepare_originals_store
 from cache import DiskCache, MemoryCache, RenditionCache
-from transformer.server import CDN_PATH, CdnOrigin, OriginConfig, Receive, Scope, Send
+from transformer.server import (
+    CDN_PATH,
+    Answer,
+    CdnOrigin,
+    OriginConfig,
+    Receive,
+    Scope,
+    Send,
+)
 from transformer.store import OriginalsStore, open_store
 
 MB = 1024 * 1024
@@ -54,6 +62,10 @@ class RoleApp:
             await self.cdn(scope, receive, send)
         else:
             await self.app(scope, receive, send)
+
+    def answer_from_memory(self, scope: Scope) -> Answer | None:
+        """A CDN memory hit answered without the ASGI cycle (see ``api.http_protocol``)."""
+        return self.cdn.answer_from_memory(scope) if self.cdn is not None else None
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

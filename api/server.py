@@ -84,7 +84,8 @@ def run() -> int:
         access_log=False,
         proxy_headers=False,
         server_header=False,
-        timeout_graceful_shutdown=settings.shutdown_timeout,
+        # uvicorn annotates an int but hands it to asyncio.wait_for, which takes seconds as float.
+        timeout_graceful_shutdown=settings.shutdown_timeout,  # type: ignore[arg-type]
         log_level="warning",
     )
     sock = config.bind_socket()

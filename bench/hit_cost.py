@@ -6,6 +6,12 @@ req/s of `python -m bench.compare` to see how much of a hit is ours.
 
     python bench/hit_cost.py                  # access log as configured (IMGPRO_ACCESS_LOG)
     IMGPRO_ACCESS_LOG=false python bench/hit_cost.py --profile
+    python bench/hit_cost.py --through protocol   # raw request bytes into our HTTP protocol
+
+``--through asgi`` (the default) calls the ASGI app, the path a hit took before the protocol
+answered hits itself; ``--through protocol`` feeds request bytes to ``api.http_protocol`` with
+a transport that keeps what is written, so httptools' parse and the response's assembly count
+too, and only the socket and event loop wake-ups are left out.
 
 It stores one corpus photo (``--photo``) under a temporary data dir and asks for its s WebP
 rendition.
@@ -36,7 +42,47 @@ async def _lifespan(app: Any, kind: str, queue: asyncio.Queue, out: asyncio.Queu
         raise RuntimeError(message)
 
 
-async def measure(photo: Path, hits: int, profile: bool) -> float:
+class KeepingTransport(asyncio.Transport):
+    """What the protocol writes, kept (the last 10 writes) instead of sent."""
+
+    def __init__(self, written: list[bytes]) -> None:
+        super().__init__()
+        self.written = written
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"sockname": ("127.0.0.1", 8080), "peername": ("127.0.0.1", 5555)}.get(name, default)
+
+    def write(self, data: Any) -> None:
+        self.written.append(bytes(data))
+        del self.written[:-10]
+
+    def is_closing(self) -> bool:
+        return False
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+def protocol_feeder(app: Any) -> tuple[Any, list[bytes]]:
+    """``data_received`` of a new connection of our HTTP protocol around ``app``, and the list
+    its (last 10) writes land in. Call it from a running event loop."""
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    from api.http_protocol import BoundedHttpToolsProtocol
+
+    config = uvicorn.Config(app, proxy_headers=False, lifespan="off", log_level="warning")
+    config.load()
+    protocol = BoundedHttpToolsProtocol(config, ServerState(), {})
+    written: list[bytes] = []
+    protocol.connection_made(KeepingTransport(written))
+    return protocol.data_received, written
+
+
+async def measure(photo: Path, hits: int, profile: bool, through: str) -> float:
     os.environ.setdefault("IMGPRO_ROLE", "cdn")
     from api.app import create_app
     from transformer.store import open_store
@@ -67,11 +113,21 @@ async def measure(photo: Path, hits: int, profile: bool) -> float:
     for _ in range(20):  # render once, then warm the memory layer
         await app(dict(scope, state={}), receive, send)
     profiler = cProfile.Profile() if profile else None
+    if through == "protocol":
+        request = f"GET {path}?size=s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+        feed, written = protocol_feeder(app)
+        feed(request)
+        statuses.append(int(written[-1].split(b" ", 2)[1]))
     started = time.perf_counter()
     if profiler:
         profiler.enable()
-    for _ in range(hits):
-        await app(dict(scope, state={}), receive, send)
+    if through == "protocol":
+        for _ in range(hits):
+            feed(request)
+        statuses.append(int(written[-1].split(b" ", 2)[1]))
+    else:
+        for _ in range(hits):
+            await app(dict(scope, state={}), receive, send)
     if profiler:
         profiler.disable()
     elapsed = time.perf_counter() - started
@@ -89,11 +145,14 @@ def main() -> None:
     parser.add_argument("--hits", type=int, default=20_000)
     parser.add_argument("--profile", action="store_true", help="cProfile the hits (slower)")
     parser.add_argument("--photo", type=Path, default=CORPUS / "photo-storm-1920x1280.jpg")
+    parser.add_argument("--through", choices=("asgi", "protocol"), default="asgi",
+                        help="call the ASGI app, or feed request bytes to our HTTP protocol")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as data_dir:
         os.environ["IMGPRO_DATA_DIR"] = data_dir
-        micros = asyncio.run(measure(args.photo, args.hits, args.profile))
-    print(f"{micros:.1f} us of our code per memory hit ({args.hits} hits)")
+        micros = asyncio.run(measure(args.photo, args.hits, args.profile, args.through))
+    print(f"{micros:.1f} us of our code per memory hit through {args.through} "
+          f"({args.hits} hits)")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ are waiting for.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
@@ -28,7 +29,7 @@ class SingleFlight(Generic[T]):
         if task is None:
             task = asyncio.ensure_future(producer())
             self._inflight[key] = task
-            task.add_done_callback(lambda done, key=key: self._forget(key, done))
+            task.add_done_callback(functools.partial(self._forget, key))
         return await asyncio.shield(task), shared
 
     def forget_prefix(self, prefix: str) -> None:

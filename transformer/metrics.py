@@ -7,7 +7,71 @@ count stays bounded. With several workers, prometheus-client's multiprocess mode
 
 from __future__ import annotations
 
+import asyncio
+from bisect import bisect_left
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
+
+FLUSH_SECONDS = 1.0
+"""How long hot-path increments may wait in a ``Tally`` before prometheus-client sees them."""
+
+
+class Tally:
+    """Counter increments and histogram observations summed in plain Python, handed to
+    prometheus-client at most ``FLUSH_SECONDS`` later (and before every scrape, and at exit).
+
+    Why: with several workers, prometheus-client's multiprocess mode makes each increment a
+    lock and a write into a memory-mapped file, and a cache hit made five of them; they were a
+    fifth of what the protocol-level hit path costs (``python bench/hit_cost.py --through
+    protocol``). Here an increment is a dict update. Used from the event loop's thread only.
+    Histogram observations go into the same buckets ``Histogram.observe`` would pick (through
+    the child's ``_sum``/``_buckets`` values, checked against ``observe`` in the tests).
+    """
+
+    def __init__(self) -> None:
+        self._counts: dict[Any, float] = {}
+        self._observed: dict[Any, tuple[list[float], list[int]]] = {}
+        self._armed = False
+
+    def inc(self, child: Any, amount: float = 1.0) -> None:
+        self._counts[child] = self._counts.get(child, 0.0) + amount
+        self._arm()
+
+    def observe(self, child: Any, amount: float) -> None:
+        seen = self._observed.get(child)
+        if seen is None:
+            seen = self._observed[child] = ([0.0], [0] * len(child._upper_bounds))
+        seen[0][0] += amount
+        seen[1][bisect_left(child._upper_bounds, amount)] += 1
+        self._arm()
+
+    def flush(self) -> None:
+        self._armed = False
+        counts, self._counts = self._counts, {}
+        observed, self._observed = self._observed, {}
+        for child, amount in counts.items():
+            child.inc(amount)
+        for child, (total, buckets) in observed.items():
+            child._sum.inc(total[0])
+            for index, count in enumerate(buckets):
+                if count:
+                    child._buckets[index].inc(count)
+
+    def _arm(self) -> None:
+        if self._armed:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop here (a script, a thread): nothing to defer to
+            self.flush()
+            return
+        self._armed = True
+        loop.call_later(FLUSH_SECONDS, self.flush)
+
+
+TALLY = Tally()
+"""The process's one tally; ``/metrics`` and worker shutdown flush it."""
 
 CACHE_REQUESTS = Counter(
     "imgpro_cache_requests_total",
@@ -40,12 +104,9 @@ _DISK_MISS = CACHE_REQUESTS.labels("disk", "miss")
 def count_lookup(layer: str, disk_enabled: bool) -> None:
     """Turn the layer that answered into per-layer hit/miss counts."""
     if layer == "memory":
-        _MEMORY_HIT.inc()
+        TALLY.inc(_MEMORY_HIT)
         return
-    _MEMORY_MISS.inc()
+    TALLY.inc(_MEMORY_MISS)
     if not disk_enabled:
         return
-    if layer == "disk":
-        _DISK_HIT.inc()
-    else:
-        _DISK_MISS.inc()
+    TALLY.inc(_DISK_HIT if layer == "disk" else _DISK_MISS)

@@ -11,7 +11,7 @@ all, or ``AWS_MAX_ATTEMPTS``); what still fails becomes
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterator
 from contextlib import AsyncExitStack, contextmanager
 from typing import Any
 from urllib.parse import urlparse
@@ -130,7 +130,7 @@ class S3OriginalsStore:
             async with answer["Body"] as body:
                 return bytes(await body.read())
 
-    async def stream(self, team_hash: str, uid: str) -> AsyncIterator[bytes]:
+    async def stream(self, team_hash: str, uid: str) -> AsyncGenerator[bytes, None]:
         key = self._key(team_hash, uid)
         with _mapped_errors(key):
             s3 = await self._s3()

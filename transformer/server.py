@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+Headers = list[tuple[bytes, bytes]]
+Answer = tuple[int, Headers, bytes]
+"""A whole response (status, headers, body) that needed nothing awaited to build."""
 
 CDN_PATH = re.compile(r"^/([A-Za-z0-9_-]{1,64})/([A-Za-z0-9_-]{1,64})\.([A-Za-z0-9]{1,5})$")
 """What a CDN URL looks like; the composed app routes matching paths here."""
@@ -130,7 +133,7 @@ def parse_request(path: str, query_string: bytes) -> CdnRequest:
     if size is not None and size not in SIZES:
         raise CdnError(422, "validation_error", "The size parameter must be s, m or l.",
                        errors={"size": ["must be one of s, m, l"]})
-    return CdnRequest(team_hash, uid, kind, size)  # type: ignore[arg-type]
+    return CdnRequest(team_hash, uid, kind, size)
 
 
 RESIZED_STAND_IN = "webp"
@@ -193,10 +196,32 @@ class CdnOrigin:
             if entry is None:
                 await self._send_original(request, if_none_match, head_only, send)
                 return
-            media_type = MEDIA_TYPES[request.kind]
-            await _send_entry(send, entry, media_type, layer, if_none_match, head_only)
+            await _send_answer(send, entry_answer(entry, MEDIA_TYPES[request.kind], layer,
+                                                  if_none_match, head_only))
         except CdnError as exc:
             await _send_error(send, exc, head_only)
+
+    def answer_from_memory(self, scope: Scope) -> Answer | None:
+        """A memory hit's whole answer, built without awaiting anything; None for the rest.
+
+        The HTTP protocol calls this before it creates an ASGI cycle (``api.http_protocol``):
+        a hit then costs no scope, task or send messages. Anything else returns None and takes
+        the ASGI path through ``__call__``: misses, errors, redirects, and hits whose original
+        is due for its revalidation (which awaits the store). The answer is the one
+        ``__call__`` gives for the same hit (``entry_answer`` builds both).
+        """
+        try:
+            request = parse_request(scope["path"], scope["query_string"])
+        except CdnError:
+            return None
+        if resized_stand_in(request) is not None:
+            return None
+        entry = self.cache.peek(request.key(self.version))
+        if entry is None or self._validated is None or request.group not in self._validated:
+            return None  # with revalidation at 0 s, every hit checks the store (awaited)
+        metrics.count_lookup("memory", self.cache.disk.enabled)
+        return entry_answer(entry, MEDIA_TYPES[request.kind], "memory",
+                            _header(scope, b"if-none-match"), scope["method"] == "HEAD")
 
     async def _lookup(self, request: CdnRequest) -> tuple[Entry | None, Layer]:
         """The rendition, or (None, "miss") when the original itself should be streamed."""
@@ -329,17 +354,21 @@ def _headers(media_type: str, etag: bytes, layer: str) -> list[tuple[bytes, byte
     return headers
 
 
-async def _send_entry(send: Send, entry: Entry, media_type: str, layer: Layer,
-                      if_none_match: bytes | None, head_only: bool) -> None:
+def entry_answer(entry: Entry, media_type: str, layer: Layer, if_none_match: bytes | None,
+                 head_only: bool) -> Answer:
+    """200 with the rendition (headers only for HEAD), or 304 when the client has it."""
     etag = entry.etag.encode()
     headers = _headers(media_type, etag, layer)
     if is_not_modified(if_none_match, etag):
-        await send({"type": "http.response.start", "status": 304, "headers": headers})
-        await send({"type": "http.response.body", "body": b""})
-        return
+        return 304, headers, b""
     headers.append((b"content-length", str(len(entry.data)).encode()))
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
-    await send({"type": "http.response.body", "body": b"" if head_only else entry.data})
+    return 200, headers, b"" if head_only else entry.data
+
+
+async def _send_answer(send: Send, answer: Answer) -> None:
+    status, headers, body = answer
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _send_redirect(send: Send, location: str) -> None:

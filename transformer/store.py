@@ -11,7 +11,7 @@ import contextlib
 import os
 import re
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -51,7 +51,7 @@ class OriginalsStore(Protocol):
     async def get(self, team_hash: str, uid: str) -> bytes:
         """The whole original; raises OriginalNotFound or StoreUnavailable."""
 
-    def stream(self, team_hash: str, uid: str) -> AsyncIterator[bytes]:
+    def stream(self, team_hash: str, uid: str) -> AsyncGenerator[bytes, None]:
         """The original in chunks, for serving it unchanged without holding it in memory."""
 
     async def head(self, team_hash: str, uid: str) -> StoredOriginal | None:
@@ -100,7 +100,7 @@ class LocalOriginalsStore:
         except (FileNotFoundError, NotADirectoryError) as exc:
             raise OriginalNotFound(f"{team_hash}/{uid}") from exc
 
-    async def stream(self, team_hash: str, uid: str) -> AsyncIterator[bytes]:
+    async def stream(self, team_hash: str, uid: str) -> AsyncGenerator[bytes, None]:
         try:
             src = await aiofiles.open(self._path(team_hash, uid), "rb")
         except (FileNotFoundError, NotADirectoryError) as exc:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 import json
+import time
 
 import httpx
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import RunningServer
+from transformer.metrics import FLUSH_SECONDS
 
 
 def samples(server: RunningServer) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -91,9 +93,18 @@ def test_metrics_sum_over_workers(server_factory) -> None:
     for _ in range(20):
         with httpx.Client() as client:  # new connections spread over the workers
             assert client.get(f"{server.url}/t/w.png?size=s").status_code == 200
-    found = samples(server)
-    assert value(found, "imgpro_http_requests_total", route="cdn", method="GET",
-                 status="200") == 20
+    # Each worker hands its counts over at most FLUSH_SECONDS after a request (its own
+    # /metrics flushes at once; the other worker's may lag by that much, and no more).
+    deadline = time.monotonic() + FLUSH_SECONDS + 5
+    while True:
+        found = samples(server)
+        counted = value(found, "imgpro_http_requests_total", route="cdn", method="GET",
+                        status="200")
+        if counted == 20 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert counted == 20
+    assert value(found, "imgpro_http_request_duration_seconds_count", route="cdn") == 20
 
 
 def test_upload_metrics(server_factory) -> None:
