@@ -14,8 +14,14 @@ import pyvips
 
 from transformer._types import Format
 
-ENCODER_SETTINGS_VERSION = "e3"
-"""Bump whenever a constant below changes (part of every rendition cache key)."""
+ENCODER_SETTINGS_VERSION = "e4"
+"""Bump whenever a constant below changes (part of every rendition cache key).
+e4: every rendition declares 72 dpi (``PIXELS_PER_MM``) whatever its original said."""
+
+PIXELS_PER_MM = 72 / 25.4
+"""The density every rendition declares (JFIF, pHYs, ...): 72 dpi, as sharp writes. An
+original's own density is print metadata, meaningless on the web; copying it made a
+rendition's bytes depend on which decoder read the original (README, "Transform library")."""
 
 QUALITY = 80
 """The same quality everywhere, as the comparison with sharp/ipx and thumbor assumes."""

@@ -37,7 +37,7 @@ import pyvips
 
 from transformer._completeness import check_complete
 from transformer._deadline import Deadline
-from transformer._encoder_settings import SAVE_SUFFIX, encoder_options
+from transformer._encoder_settings import PIXELS_PER_MM, SAVE_SUFFIX, encoder_options
 from transformer._engine import ensure_initialised
 from transformer._errors import UnsupportedImage
 from transformer._memory_budget import MemoryBudget
@@ -47,6 +47,7 @@ from transformer._probe import read_header as _read_header
 from transformer._probe import refuse_oversized as _refuse_oversized
 from transformer._sizing import fit_within_pixels, jpeg_shrink_on_load, target_dimensions
 from transformer._svg_sandbox import render_svg
+from transformer._turbojpeg import decode_scaled
 from transformer._types import FORMATS, Format, Rendition, Size
 
 DEFAULT_MAX_PIXELS = 100_000_000
@@ -136,25 +137,34 @@ def load_and_shrink(job: Job) -> None:
     header = job.require_header()
     width, height = job.target
     resize = {"height": height, "size": "force"}
+    decoder = header.decoder
+    shrink = (jpeg_shrink_on_load(header.info.width, header.info.height, job.target)
+              if header.info.format == "jpeg" else 1)
+    if decoder == "turbojpeg":
+        decoded = decode_scaled(job.data, shrink, orientation=header.info.orientation,
+                                icc_profile=header.icc_profile)
+        if decoded is not None:
+            job.deadline.check()
+            job.image = decoded.thumbnail_image(width, **resize)
+            return
+        decoder = "vips"  # too large to decode whole, or refused: libvips streams or decides
     try:
-        shrink = (jpeg_shrink_on_load(header.info.width, header.info.height, job.target)
-                  if header.info.format == "jpeg" else 1)
-        if header.decoder == "vips" and shrink > 1:
+        if decoder == "vips" and shrink > 1:
             # Decode at 1/2, 1/4 or 1/8 scale ourselves (see jpeg_shrink_on_load), then let
             # thumbnail do the rest: orientation, colour and the final reduce.
             loaded = pyvips.Image.new_from_buffer(job.data, "", shrink=shrink,
                                                   access="sequential", fail_on="error")
             job.image = loaded.thumbnail_image(width, **resize)
-        elif header.decoder == "svg-sandbox":
+        elif decoder == "svg-sandbox":
             # librsvg cannot be interrupted between tiles: it runs in a child process that is
             # killed at the deadline, and hands back the raster at the target size.
             job.image = render_svg(job.data, width, height, job.deadline)
-        elif header.decoder == "vips":
+        elif decoder == "vips":
             options = LOAD_OPTIONS + (",n=-1" if job.keep_animation else "")
             job.image = pyvips.Image.thumbnail_buffer(job.data, width, option_string=options,
                                                       **resize)
         else:
-            decoded = decode_bmp(job.data) if header.decoder == "pillow" else decode_heif(job.data)
+            decoded = decode_bmp(job.data) if decoder == "pillow" else decode_heif(job.data)
             job.deadline.check()
             job.image = decoded.thumbnail_image(width, **resize)
     except pyvips.Error as exc:
@@ -190,9 +200,9 @@ def flatten_alpha(job: Job) -> None:
 
 
 def encode(job: Job) -> None:
-    image = job.require_image()
+    image = job.require_image().copy(xres=PIXELS_PER_MM, yres=PIXELS_PER_MM)
     job.deadline.check()
-    job.deadline.watch(image)
+    job.deadline.watch(image)  # the image written: its evaluation is what the deadline stops
     try:
         job.output = image.write_to_buffer(SAVE_SUFFIX[job.fmt], **encoder_options(job.fmt))
     except pyvips.Error as exc:

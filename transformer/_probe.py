@@ -28,7 +28,7 @@ from transformer._svg_sandbox import probe_svg
 from transformer._types import ImageInfo
 from transformer.sniff import SNIFF_BYTES, sniff_format
 
-Decoder = Literal["vips", "pillow", "pillow-heif", "svg-sandbox"]
+Decoder = Literal["vips", "turbojpeg", "pillow", "pillow-heif", "svg-sandbox"]
 
 ANIMATED_FORMATS = frozenset({"gif", "webp"})
 """Formats whose extra pages are animation frames (a multi-page TIFF or HEIF is not animated)."""
@@ -55,6 +55,9 @@ class Header:
     """Estimated memory of a decode that must hold the whole image (progressive JPEG,
     interlaced PNG, GIF, WebP, HEIF, TIFF, BMP); 0 for inputs that stream (baseline JPEG,
     PNG, SVG). The pipeline reserves it from the process's decode memory budget."""
+    icc_profile: bytes | None = None
+    """The embedded ICC profile, kept for the ``turbojpeg`` decoder (libvips' loaders attach
+    it to the image themselves)."""
 
     @property
     def pixels(self) -> int:
@@ -118,9 +121,15 @@ def _vips_header(kind: str, data: bytes) -> Header:
         interlaced = "interlaced" in fields and bool(image.get("interlaced"))
         pixel_bytes = image.bands * _SAMPLE_BYTES.get(image.format, 8)
         compression = str(image.get("heif-compression")) if "heif-compression" in fields else ""
+        # 8-bit YCbCr or greyscale JPEG: TurboJPEG decodes it as libvips would, for less CPU
+        # (transformer._turbojpeg); CMYK/YCCK and anything unusual stay with libvips.
+        turbo = (kind == "jpeg" and image.format == "uchar"
+                 and (image.bands, image.interpretation) in ((3, "srgb"), (1, "b-w")))
+        icc = bytes(image.get("icc-profile-data")) if turbo and "icc-profile-data" in fields \
+            else None
     except pyvips.Error as exc:
         raise UnsupportedImage(f"not a readable {kind.upper()} image") from exc
-    decoder: Decoder = "vips"
+    decoder: Decoder = "turbojpeg" if turbo else "vips"
     if kind in ("heic", "avif"):
         # The brand says HEIF; the codec inside decides the decoder. libvips' wheel decodes
         # AV1 but has no HEVC decoder, so HEVC goes to pillow-heif (libde265).
@@ -141,7 +150,7 @@ def _vips_header(kind: str, data: bytes) -> Header:
         buffered = width * height * pixel_bytes
     else:
         buffered = 0
-    return Header(info=info, decoder=decoder, buffered_bytes=buffered)
+    return Header(info=info, decoder=decoder, buffered_bytes=buffered, icc_profile=icc)
 
 
 def _svg_header(data: bytes) -> Header:
