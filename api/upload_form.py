@@ -49,6 +49,7 @@ class _FormCollector:
         self._name: str | None = None
         self._is_file = False
         self._is_other_file = False
+        self._file_was_uploaded = False
         self._data = bytearray()
         self._fields_bytes = 0
         self._limit: int | None = None
@@ -81,9 +82,14 @@ class _FormCollector:
         _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
         name = options.get(b"name")
         self._name = name.decode("utf-8", "replace") if name is not None else None
-        self._is_file = self._name == "file" and self.form.file is None
-        self._is_other_file = not self._is_file and b"filename" in options
+        uploaded = b"filename" in options
+        # The first part named "file" is the file, except that an uploaded file (a part with a
+        # filename) wins over a plain text field of that name sent before it.
+        self._is_file = self._name == "file" and (
+            self.form.file is None or (uploaded and not self._file_was_uploaded))
+        self._is_other_file = not self._is_file and uploaded
         if self._is_file:
+            self._file_was_uploaded = uploaded
             filename = options.get(b"filename")
             self.form.filename = filename.decode("utf-8", "replace") if filename else None
             self._limit = None

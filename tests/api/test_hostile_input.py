@@ -98,6 +98,15 @@ def test_multipart_oddities(api: ApiServer, key: str) -> None:
     not_utf8 = api.request("POST", "/v1/upload", key=key,
                            files={"file": ("a.png", tiny_png())}, data={"caption": "caf\xe9"})
     assert not_utf8.status_code == 201
+    # A text field named "file" before the uploaded file: the upload is the file.
+    image = tiny_png(seed=7)
+    both = (b'--b0undary\r\nContent-Disposition: form-data; name="file"\r\n\r\nnot an image'
+            b'\r\n--b0undary\r\nContent-Disposition: form-data; name="file"; filename="a.png"'
+            b"\r\nContent-Type: image/png\r\n\r\n" + image + b"\r\n--b0undary--\r\n")
+    response = api.request("POST", "/v1/upload", key=key, content=both, headers={
+        "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert response.status_code == 201, response.text
+    assert response.json()["filesize"] == len(image)
 
 
 def test_paths_and_ids(api: ApiServer, key: str) -> None:
