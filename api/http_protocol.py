@@ -51,7 +51,8 @@ class HeadTooLarge(Exception):
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
-    """HttpToolsProtocol that refuses a request head larger than ``MAX_HEAD_BYTES``.
+    """HttpToolsProtocol that refuses a request head larger than ``MAX_HEAD_BYTES`` and
+    answers memory hits itself (``_answer_hit``, see the module docstring).
 
     The two callbacks that receive head bytes count them, and the end of a head resets the
     count (three wrapped calls per request, no measurable cost in an A/B of hits): past the

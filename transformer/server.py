@@ -11,6 +11,10 @@ A request, route to bytes:
 4. Responses carry exact Content-Type/Content-Length, a strong ETag (content digest),
    ``Cache-Control: public, max-age=31536000, immutable``; If-None-Match gives 304.
 
+Most memory hits never reach ``__call__``: served by ``imgpro serve``, the HTTP protocol asks
+``answer_from_memory`` first, as soon as a request's head is parsed (``api.http_protocol``),
+and writes the answer itself; ``entry_answer`` builds it on both paths.
+
 No database is involved: the URL names the original. A deleted image disappears because its
 original is gone; cached renditions are re-checked against the store at most every
 ``revalidate_seconds`` per process, and the process that handles a delete purges at once.
