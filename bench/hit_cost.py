@@ -35,7 +35,8 @@ sys.path.insert(0, str(ROOT))
 CORPUS = Path(os.environ.get("IMGPRO_CORPUS") or ROOT.parent / "shared" / "corpus")
 
 
-async def _lifespan(app: Any, kind: str, queue: asyncio.Queue, out: asyncio.Queue) -> None:
+async def lifespan_step(app: Any, kind: str, queue: asyncio.Queue, out: asyncio.Queue) -> None:
+    """Send ``lifespan.<kind>`` to an app whose lifespan task reads ``queue`` and writes ``out``."""
     await queue.put({"type": f"lifespan.{kind}"})
     message = await out.get()
     if not message["type"].endswith(".complete"):
@@ -95,7 +96,7 @@ async def measure(photo: Path, hits: int, profile: bool, through: str) -> float:
     out: asyncio.Queue = asyncio.Queue()
     life = asyncio.create_task(app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}},
                                    queue.get, out.put))
-    await _lifespan(app, "startup", queue, out)
+    await lifespan_step(app, "startup", queue, out)
     path = "/bench/hit.webp"
     scope = {"type": "http", "method": "GET", "path": path, "raw_path": path.encode(),
              "query_string": b"size=s", "headers": [(b"host", b"127.0.0.1")],
@@ -131,7 +132,7 @@ async def measure(photo: Path, hits: int, profile: bool, through: str) -> float:
     if profiler:
         profiler.disable()
     elapsed = time.perf_counter() - started
-    await _lifespan(app, "shutdown", queue, out)
+    await lifespan_step(app, "shutdown", queue, out)
     await life
     if set(statuses) != {200}:
         raise RuntimeError(f"unexpected statuses {set(statuses)}")

@@ -31,7 +31,8 @@ class Tally:
 
     def __init__(self) -> None:
         self._counts: dict[Any, float] = {}
-        self._observed: dict[Any, tuple[list[float], list[int]]] = {}
+        self._sums: dict[Any, float] = {}
+        self._buckets: dict[Any, list[int]] = {}
         self._armed = False
 
     def inc(self, child: Any, amount: float = 1.0) -> None:
@@ -39,21 +40,22 @@ class Tally:
         self._arm()
 
     def observe(self, child: Any, amount: float) -> None:
-        seen = self._observed.get(child)
-        if seen is None:
-            seen = self._observed[child] = ([0.0], [0] * len(child._upper_bounds))
-        seen[0][0] += amount
-        seen[1][bisect_left(child._upper_bounds, amount)] += 1
+        buckets = self._buckets.get(child)
+        if buckets is None:
+            buckets = self._buckets[child] = [0] * len(child._upper_bounds)
+        buckets[bisect_left(child._upper_bounds, amount)] += 1
+        self._sums[child] = self._sums.get(child, 0.0) + amount
         self._arm()
 
     def flush(self) -> None:
         self._armed = False
         counts, self._counts = self._counts, {}
-        observed, self._observed = self._observed, {}
+        sums, self._sums = self._sums, {}
+        observed, self._buckets = self._buckets, {}
         for child, amount in counts.items():
             child.inc(amount)
-        for child, (total, buckets) in observed.items():
-            child._sum.inc(total[0])
+        for child, buckets in observed.items():
+            child._sum.inc(sums[child])
             for index, count in enumerate(buckets):
                 if count:
                     child._buckets[index].inc(count)

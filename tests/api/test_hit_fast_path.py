@@ -162,7 +162,7 @@ def test_a_hit_that_carries_a_body_keeps_the_connection_usable(server: RunningSe
 def test_a_hit_creates_no_asgi_task(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """In-process: the protocol answers a hit without handing it to uvicorn's ASGI cycle."""
     from api.app import create_app
-    from bench.hit_cost import protocol_feeder
+    from bench.hit_cost import lifespan_step, protocol_feeder
     from transformer.store import open_store
 
     monkeypatch.setenv("IMGPRO_DATA_DIR", str(tmp_path))
@@ -178,8 +178,7 @@ def test_a_hit_creates_no_asgi_task(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         out: asyncio.Queue = asyncio.Queue()
         life = asyncio.create_task(app({"type": "lifespan", "asgi": {"version": "3.0"},
                                         "state": {}}, queue.get, out.put))
-        await queue.put({"type": "lifespan.startup"})
-        assert (await out.get())["type"] == "lifespan.startup.complete"
+        await lifespan_step(app, "startup", queue, out)
         feed, written = protocol_feeder(app)
         protocol = feed.__self__
         feed(request)  # a miss: an ASGI task renders it
@@ -196,7 +195,7 @@ def test_a_hit_creates_no_asgi_task(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         while protocol.tasks:
             await asyncio.sleep(0.01)
         assert written[-2].startswith(b"HTTP/1.1 405 ")
-        await queue.put({"type": "lifespan.shutdown"})
+        await lifespan_step(app, "shutdown", queue, out)
         await life
 
     asyncio.run(scenario())
