@@ -14,7 +14,7 @@ from starlette.requests import Request
 from api.context import context_of
 from api.db.accounts import KeyOwner, key_owner
 from api.errors import Forbidden, Unauthorized, action
-from api.ids import KEY_PREFIX, hash_api_key
+from api.rules.ids import KEY_PREFIX, hash_api_key
 
 Ability = Literal["read", "write"]
 ABILITIES: tuple[Ability, ...] = ("read", "write")

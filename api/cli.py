@@ -27,8 +27,8 @@ def _serve(args: argparse.Namespace) -> int:
             os.environ[env] = str(value)
     # glibc malloc fragments badly under many-threaded image work: cap the arenas and serve
     # big blocks (decode buffers) from mmap, so they go back to the system when freed. Worker
-    # processes read these at start; this process applies them with mallopt (api.server).
-    from api.server import MALLOC_ENV, run  # imports neither libvips nor prometheus_client
+    # processes read these at start; this process applies them with mallopt (api.serving.server).
+    from api.serving.server import MALLOC_ENV, run  # imports neither libvips nor prometheus_client
 
     for name, value in MALLOC_ENV.items():
         os.environ.setdefault(name, value)
@@ -67,11 +67,10 @@ def _alive(pid: int) -> bool:
 
 def _put(args: argparse.Namespace) -> int:
     """Store a local file as an original under a team hash and print its CDN URL."""
+    from api.serving.store_startup import prepare_originals_store
     from api.settings import Settings
-    from api.store_startup import prepare_originals_store
     from transformer import TransformError, probe
-    from transformer.s3store import BucketMissing
-    from transformer.store import StoreUnavailable, open_store
+    from transformer.originals import BucketMissing, StoreUnavailable, open_store
 
     settings = Settings()
     try:
@@ -122,11 +121,11 @@ def build_parser(*, serve_only: bool = False) -> argparse.ArgumentParser:
     put.add_argument("--uid", default=None, help="media id (default: random)")
     put.set_defaults(func=_put)
 
-    from api.accounts_cli import add_accounts_commands
+    from api.commands.accounts import add_accounts_commands
 
     add_accounts_commands(sub)
 
-    from api import bulk_upload, key_request  # client commands: imgpro upload, imgpro keys
+    from api.commands import bulk_upload, key_request  # client commands: upload, keys create
 
     bulk_upload.add_parser(sub)
     key_request.add_parser(sub)

@@ -1,4 +1,4 @@
-"""What every /v1 handler needs, built once per process by ``api.v1.build_api_app``."""
+"""What every /v1 handler needs, built once per process by ``api.serving.v1_app.build_api_app``."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from api.db import Database
+from api.rules.signing import Signer
 from api.settings import Settings
-from api.signing import Signer
-from transformer.store import OriginalsStore
+from transformer.originals import OriginalsStore
 
 Purge = Callable[[str, str], Awaitable[None]]
 """Drops cached renditions of (team_hash, media_id) on the CDN of this process."""

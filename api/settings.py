@@ -15,8 +15,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from api.client_ip import parse_trusted_proxies
-from api.mail import DEFAULT_MAIL_FROM, parse_smtp_url
+from api.rules.client_ip import parse_trusted_proxies
+from api.rules.smtp_relay import DEFAULT_MAIL_FROM, parse_smtp_url
 
 Role = Literal["all", "api", "cdn"]
 

@@ -9,9 +9,9 @@ req/s of `python -m bench.compare` to see how much of a hit is ours.
     python bench/hit_cost.py --through protocol   # raw request bytes into our HTTP protocol
 
 ``--through asgi`` (the default) calls the ASGI app, the path a hit took before the protocol
-answered hits itself; ``--through protocol`` feeds request bytes to ``api.http_protocol`` with
-a transport that keeps what is written, so httptools' parse and the response's assembly count
-too, and only the socket and event loop wake-ups are left out.
+answered hits itself; ``--through protocol`` feeds request bytes to
+``api.serving.http_protocol`` with a transport that keeps what is written, so httptools' parse
+and the response's assembly count too, and only the socket and event loop wake-ups are left out.
 
 It stores one corpus photo (``--photo``) under a temporary data dir and asks for its s WebP
 rendition.
@@ -73,7 +73,7 @@ def protocol_feeder(app: Any) -> tuple[Any, list[bytes]]:
     import uvicorn
     from uvicorn.server import ServerState
 
-    from api.http_protocol import BoundedHttpToolsProtocol
+    from api.serving.http_protocol import BoundedHttpToolsProtocol
 
     config = uvicorn.Config(app, proxy_headers=False, lifespan="off", log_level="warning")
     config.load()
@@ -85,8 +85,8 @@ def protocol_feeder(app: Any) -> tuple[Any, list[bytes]]:
 
 async def measure(photo: Path, hits: int, profile: bool, through: str) -> float:
     os.environ.setdefault("IMGPRO_ROLE", "cdn")
-    from api.app import create_app
-    from transformer.store import open_store
+    from api.serving.app import create_app
+    from transformer.originals import open_store
 
     store = open_store(f"file://{os.environ['IMGPRO_DATA_DIR']}/originals")
     await store.put("bench", "hit", photo.read_bytes())

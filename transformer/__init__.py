@@ -10,6 +10,7 @@ from transformer._errors import ImageTooLarge, TransformError, TransformTimeout,
 from transformer._pipeline import transform
 from transformer._probe import probe
 from transformer._sizing import target_dimensions
+from transformer._sniff import SNIFF_BYTES, sniff_format
 from transformer._types import (
     EXTENSION_ALIASES,
     FORMATS,
@@ -30,6 +31,7 @@ __all__ = [
     "SAVE_SUFFIX",
     "SHORT_EDGE",
     "SIZES",
+    "SNIFF_BYTES",
     "Format",
     "ImageInfo",
     "ImageTooLarge",
@@ -41,6 +43,7 @@ __all__ = [
     "configure",
     "encoder_options",
     "probe",
+    "sniff_format",
     "target_dimensions",
     "transform",
 ]

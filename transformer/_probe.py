@@ -1,7 +1,7 @@
 """Read what an image declares about itself (type, size, frames, orientation) without decoding.
 
 Everything that must be refused before any pixel is decoded is decided here: the type comes from
-the magic bytes (``transformer.sniff``), never a name; the pixel count comes from the header, so
+the magic bytes (``transformer._sniff``), never a name; the pixel count comes from the header, so
 a decompression bomb (a tiny file declaring 50000x50000) is refused while it is still tiny.
 
 libvips reads the headers of the formats it decodes (its ``new_from_buffer`` is lazy: it parses
@@ -24,9 +24,9 @@ from PIL import Image
 from transformer._completeness import check_complete
 from transformer._engine import ensure_initialised
 from transformer._errors import ImageTooLarge, UnsupportedImage
+from transformer._sniff import SNIFF_BYTES, sniff_format
 from transformer._svg_sandbox import probe_svg
 from transformer._types import ImageInfo
-from transformer.sniff import SNIFF_BYTES, sniff_format
 
 Decoder = Literal["vips", "turbojpeg", "pillow", "pillow-heif", "svg-sandbox"]
 

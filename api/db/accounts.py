@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.db.engine import upsert
 from api.db.schema import accounts, api_keys, media, teams
-from api.ids import new_team_hash
+from api.rules.ids import new_team_hash
 
 ANONYMOUS_TEAM_HASH = "anon"
 

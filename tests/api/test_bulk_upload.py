@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
-from api.bulk_upload import (
+from api.commands.bulk_upload import (
     CountingReader,
     FileResult,
     content_hash,
@@ -33,7 +33,7 @@ from api.bulk_upload import (
     size_refusal,
     walk,
 )
-from api.plans import MB
+from api.rules.plans import MB
 from tests.conftest import ROOT, CorpusImage, RunningServer, running_server
 
 

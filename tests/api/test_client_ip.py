@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from api.client_ip import UNKNOWN_CLIENT, client_ip, parse_trusted_proxies
+from api.rules.client_ip import UNKNOWN_CLIENT, client_ip, parse_trusted_proxies
 from api.settings import Settings
 
 

@@ -1,4 +1,5 @@
-"""Memory hits answered by the HTTP protocol itself (``api.http_protocol``), on a real server.
+"""Memory hits answered by the HTTP protocol itself (``api.serving.http_protocol``), on a real
+server.
 
 The protocol answers a hit before uvicorn builds an ASGI cycle; everything else takes the
 usual path. These tests hold the two paths to the same answers, and the connection to HTTP/1.1
@@ -161,9 +162,9 @@ def test_a_hit_that_carries_a_body_keeps_the_connection_usable(server: RunningSe
 
 def test_a_hit_creates_no_asgi_task(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """In-process: the protocol answers a hit without handing it to uvicorn's ASGI cycle."""
-    from api.app import create_app
+    from api.serving.app import create_app
     from bench.hit_cost import lifespan_step, protocol_feeder
-    from transformer.store import open_store
+    from transformer.originals import open_store
 
     monkeypatch.setenv("IMGPRO_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("IMGPRO_ROLE", "cdn")

@@ -21,7 +21,8 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword
 from pydantic import ValidationError
 
-from api.mail import DEFAULT_MAIL_FROM, SmtpRelay, parse_smtp_url, send_mail
+from api.mail import send_mail
+from api.rules.smtp_relay import DEFAULT_MAIL_FROM, SmtpRelay, parse_smtp_url
 from api.settings import Settings
 
 LINK = "http://127.0.0.1:8080/v1/verify?token=abc.def"

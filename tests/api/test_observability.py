@@ -11,7 +11,7 @@ from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import RunningServer
-from transformer.metrics import FLUSH_SECONDS
+from transformer.origin.metrics import FLUSH_SECONDS
 
 
 def samples(server: RunningServer) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -121,7 +121,7 @@ def test_upload_metrics(server_factory) -> None:
 def test_access_log_writer_keeps_every_line_from_many_threads(tmp_path) -> None:
     import threading
 
-    from api.observability import AccessLog
+    from api.serving.observability import AccessLog
 
     with (tmp_path / "access.log").open("wb") as out:
         log = AccessLog(out, interval=0.01, batch=7)

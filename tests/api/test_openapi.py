@@ -27,8 +27,8 @@ from schemathesis.specs.openapi.checks import (
 )
 from starlette.routing import Route
 
-from api.v1 import ROUTES
-from api.web_routes import OPENAPI_PATH
+from api.routes.pages import OPENAPI_PATH
+from api.serving.v1_app import ROUTES
 from tests.conftest import CorpusImage, RunningServer, running_server
 
 HTTP_METHODS = {"get", "put", "post", "patch", "delete", "head", "options", "trace"}

@@ -10,14 +10,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from api.batch import new_tags
 from api.db.engine import normalise_database_url
 from api.errors import InvalidRequest
-from api.media_fields import display_name, parse_date, parse_media_fields, parse_tags
-from api.plans import MB, max_file_bytes, month_key, month_resets_at, next_plan
-from api.rate_limits import ANONYMOUS_UPLOADS_DAILY, ANONYMOUS_UPLOADS_HOURLY
-from api.upload_form import looks_like_svg
-from api.viewer import rendition_width
+from api.intake.upload_form import looks_like_svg
+from api.routes.batch import new_tags
+from api.routes.viewer import rendition_width
+from api.rules.media_fields import display_name, parse_date, parse_media_fields, parse_tags
+from api.rules.plans import MB, max_file_bytes, month_key, month_resets_at, next_plan
+from api.rules.rate_limits import ANONYMOUS_UPLOADS_DAILY, ANONYMOUS_UPLOADS_HOURLY
 
 
 def ts(*args: int) -> int:

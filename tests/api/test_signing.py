@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from api.rules.signing import SECRET_FILE_NAME, BadSignature, Signer, load_secret
 from api.settings import Settings
-from api.signing import SECRET_FILE_NAME, BadSignature, Signer, load_secret
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE64URL = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
@@ -112,7 +112,7 @@ def test_processes_starting_together_agree_on_one_secret(tmp_path: Path) -> None
     script = (
         "import pathlib, sys, time\n"
         "from api.settings import Settings\n"
-        "from api.signing import load_secret\n"
+        "from api.rules.signing import load_secret\n"
         f"go = pathlib.Path({str(go)!r})\n"
         "while not go.exists():\n"
         "    time.sleep(0.001)\n"

@@ -42,8 +42,8 @@ def _encode(fmt: str) -> bytes:
 
 def assert_src_serves(api: ApiServer, body: dict, data: bytes) -> None:
     """``src`` is a working CDN URL of the stored original (the CDN origin serves it)."""
-    if importlib.util.find_spec("transformer.server") is None:
-        pytest.skip("the CDN origin (transformer.server) is not on this branch yet")
+    if importlib.util.find_spec("transformer.origin.app") is None:
+        pytest.skip("the CDN origin (transformer.origin.app) is not on this branch yet")
     response = httpx.get(body["src"], timeout=30)
     assert response.status_code == 200
     assert response.content == data

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import trustme
 
-from api.url_import import (
+from api.intake.url_import import (
     MAX_REDIRECTS,
     FetchedImage,
     FetchFailed,

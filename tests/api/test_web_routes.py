@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from api.routes.pages import WEB_DIR, is_not_modified, page_security_policy
 from api.settings import Settings
-from api.web_routes import WEB_DIR, is_not_modified, page_security_policy
 from tests.conftest import RunningServer, running_server
 
 EXPECTED = {

@@ -30,7 +30,7 @@ from tests.conftest import (
     start_server,
 )
 from tests.scale.conftest import NodeFactory, s3_env
-from transformer.s3store import PART_SIZE, S3OriginalsStore
+from transformer.originals.s3 import PART_SIZE, S3OriginalsStore
 
 
 def in_bucket(moto: MotoServer, env: dict[str, str], team: str, uid: str) -> bytes | None:

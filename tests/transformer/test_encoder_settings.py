@@ -3,9 +3,14 @@ from __future__ import annotations
 import pytest
 import pyvips
 
-from transformer import ENCODER_SETTINGS_VERSION, FORMATS, SAVE_SUFFIX, encoder_options
+from transformer import (
+    ENCODER_SETTINGS_VERSION,
+    FORMATS,
+    SAVE_SUFFIX,
+    encoder_options,
+    sniff_format,
+)
 from transformer._encoder_settings import QUALITY
-from transformer.sniff import sniff_format
 
 
 def test_version_is_a_short_token() -> None:

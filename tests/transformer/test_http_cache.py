@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from transformer.http_cache import is_not_modified
+from transformer.origin.http_cache import is_not_modified
 
 ETAG = b'"abc123"'
 

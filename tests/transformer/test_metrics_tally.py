@@ -1,4 +1,4 @@
-"""transformer.metrics.Tally: deferred increments end up exactly as direct ones would."""
+"""transformer.origin.metrics.Tally: deferred increments end up exactly as direct ones would."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-from transformer.metrics import FLUSH_SECONDS, Tally
+from transformer.origin.metrics import FLUSH_SECONDS, Tally
 
 BUCKETS = (0.001, 0.005, 0.1, 1.0)
 OBSERVATIONS = [0.0, 0.0004, 0.001, 0.0011, 0.005, 0.02, 0.1, 0.7, 1.0, 3.5, 120.0]

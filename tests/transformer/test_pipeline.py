@@ -6,9 +6,8 @@ import pytest
 import pyvips
 
 from tests.transformer import sample_images as samples
-from transformer import FORMATS, SHORT_EDGE, SIZES, Rendition, _pipeline, transform
+from transformer import FORMATS, SHORT_EDGE, SIZES, Rendition, _pipeline, sniff_format, transform
 from transformer._pipeline import PIPELINE
-from transformer.sniff import sniff_format
 
 
 def decoded(rendition: Rendition) -> pyvips.Image:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from transformer.server import CdnError, parse_request, resized_stand_in
+from transformer.origin.app import CdnError, parse_request, resized_stand_in
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from PIL import Image
 
 from tests.conftest import CorpusImage, RunningServer, start_server, stop_server
 from tests.transformer import sample_images
-from transformer.sniff import sniff_format
+from transformer import sniff_format
 
 TEAM = "t"
 

@@ -5,7 +5,7 @@ import io
 import pytest
 from PIL import Image
 
-from transformer.sniff import sniff_format
+from transformer import sniff_format
 
 
 def pillow_bytes(fmt: str, **save: object) -> bytes:

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from transformer.s3store import PART_SIZE, S3OriginalsStore
-from transformer.store import (
+from transformer.originals import (
     LocalOriginalsStore,
     OriginalNotFound,
     OriginalsStore,
     StoreUnavailable,
     open_store,
 )
+from transformer.originals.s3 import PART_SIZE, S3OriginalsStore
 
 
 @pytest.fixture(params=["local", "s3"])

@@ -1,0 +1,1 @@
+"""The ``imgpro`` client and operator subcommands (upload, keys create, accounts)."""

@@ -1,0 +1,226 @@
+"""Turn received bytes into a stored original and a media row: the common tail of upload/import.
+
+Steps, in order (each can refuse; nothing is left behind when one does):
+1. probe the content (type, dimensions) with the transform library: never the name or the
+   client's content type; SVG gets its own size limit once we know it is SVG;
+2. an ``external_id`` that already exists -> 409 with the existing media (checked first, and
+   again by the unique index when two requests race);
+3. write the original to the store under a fresh media id;
+4. one transaction: take the quota (monthly upload + bytes) and insert the row. A duplicate
+   or a quota refusal rolls the transaction back and removes the original again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from starlette.requests import Request
+from starlette.responses import Response
+
+import transformer
+from api.context import ApiContext
+from api.db.accounts import KeyOwner, anonymous_team
+from api.db.counters import take_storage
+from api.db.media import MediaRecord, get_media, insert_media, media_by_external_id
+from api.errors import (
+    Duplicate,
+    FileTooLarge,
+    InvalidRequest,
+    ServiceUnavailable,
+    UnsupportedFormat,
+    json_response,
+)
+from api.rules.client_ip import client_ip
+from api.rules.ids import new_media_id
+from api.rules.media_fields import display_name
+from api.rules.media_json import media_json
+from api.rules.plans import DAY, MB, RETENTION_DAYS, max_file_bytes
+from api.rules.quotas import check_quota, quota_state, take_quota
+from api.rules.rate_limits import (
+    ANONYMOUS_UPLOADS_DAILY,
+    ANONYMOUS_UPLOADS_HOURLY,
+    anonymous_headers,
+    hit,
+)
+from transformer.originals import StoreUnavailable
+
+log = logging.getLogger("imgpro.api")
+
+
+@dataclass(frozen=True, slots=True)
+class Uploader:
+    """Who stores the media: a key's team, or the shared anonymous team."""
+
+    owner: KeyOwner | None
+    team_id: int
+    team_hash: str
+
+    @property
+    def anonymous(self) -> bool:
+        return self.owner is None
+
+
+async def uploader_for(ctx: ApiContext, owner: KeyOwner | None) -> Uploader:
+    if owner is not None:
+        return Uploader(owner, owner.team_id, owner.team_hash)
+    async with ctx.db.read() as conn:
+        team = await anonymous_team(conn)
+    return Uploader(None, team["id"], team["hash"])
+
+
+def check_fields_for(uploader: Uploader, fields: dict[str, Any]) -> None:
+    """Fields that only make sense with a key (the anonymous team is shared by everybody)."""
+    if uploader.anonymous and fields.get("external_id") is not None:
+        raise InvalidRequest.field("external_id", "The external_id field requires an API key.")
+
+
+async def probe_image(ctx: ApiContext, data: bytes, *,
+                      authenticated: bool) -> transformer.ImageInfo:
+    try:
+        info = await asyncio.to_thread(transformer.probe, data, max_pixels=ctx.settings.max_pixels)
+    except transformer.ImageTooLarge as exc:
+        raise FileTooLarge(f"The image is too large: {exc.message}") from None
+    except transformer.TransformError as exc:
+        raise UnsupportedFormat(
+            f"Not a supported image ({exc.message}); accepted: JPEG, PNG, WebP, GIF, SVG, HEIC, "
+            "AVIF, TIFF or BMP."
+        ) from None
+    limit = max_file_bytes(authenticated=authenticated, svg=info.format == "svg")
+    if len(data) > limit:
+        raise FileTooLarge(f"The file exceeds the size limit of {limit // MB} MB.")
+    return info
+
+
+async def ingest(ctx: ApiContext, uploader: Uploader, data: bytes, fields: dict[str, Any],
+                 default_name: str | None, extra_headers: dict[str, str]) -> Response:
+    """Store ``data`` as a new media of ``uploader`` and answer 201 (or raise an ApiError)."""
+    owner = uploader.owner
+    info = await probe_image(ctx, data, authenticated=owner is not None)
+    external_id = fields.get("external_id")
+    if external_id is not None:
+        async with ctx.db.read() as conn:
+            existing = await media_by_external_id(conn, uploader.team_id, external_id)
+        if existing is not None:
+            raise await _duplicate(ctx, uploader, existing)
+
+    media_id = new_media_id()
+    now = ctx.now()
+    values = _row_values(uploader, media_id, info, len(data), fields, default_name, now)
+    try:
+        await ctx.store.put(uploader.team_hash, media_id, data)
+    except StoreUnavailable:
+        raise ServiceUnavailable("The originals store is unavailable; try again shortly.") from None
+    try:
+        async with ctx.db.write() as conn:
+            if owner is not None:
+                await take_quota(conn, ctx, owner, len(data), now)
+            else:
+                await take_storage(conn, uploader.team_id, len(data), None)
+            await insert_media(conn, values, fields.get("tags") or [])
+            record = await get_media(conn, media_id)
+            headers = dict(extra_headers)
+            if owner is not None:
+                headers.update((await quota_state(conn, owner, now)).headers())
+    except IntegrityError:
+        await _remove_original(ctx, uploader.team_hash, media_id)
+        if external_id is None:
+            raise
+        async with ctx.db.read() as conn:
+            existing = await media_by_external_id(conn, uploader.team_id, external_id)
+        if existing is None:  # the other request's row vanished again (deleted): not a dup
+            raise ServiceUnavailable("A concurrent change interfered; try again.",
+                                     retry_after=1) from None
+        raise await _duplicate(ctx, uploader, existing) from None
+    except BaseException:
+        await _remove_original(ctx, uploader.team_hash, media_id)
+        raise
+    assert record is not None
+    body = media_json(ctx, record, editable=_editable(owner))
+    if owner is None:
+        body["upgrade"] = anonymous_upgrade(ctx)
+    return json_response(body, 201, headers)
+
+
+def _row_values(uploader: Uploader, media_id: str, info: transformer.ImageInfo, size: int,
+                fields: dict[str, Any], default_name: str | None, now: int) -> dict[str, Any]:
+    owner = uploader.owner
+    unverified = owner is None or not owner.verified
+    date = fields.get("date")
+    ttl = fields.get("ttl")
+    metadata = {k: v for k, v in (fields.get("metadata") or {}).items() if v is not None}
+    return {
+        "id": media_id,
+        "team_id": uploader.team_id,
+        "account_id": owner.account_id if owner else None,
+        "name": fields.get("name") or display_name(default_name) or f"{media_id}.{info.format}",
+        "extension": info.format,
+        "width": info.width,
+        "height": info.height,
+        "filesize": size,
+        "namespace": fields.get("namespace"),
+        "public": fields.get("public", True),
+        "external_id": fields.get("external_id"),
+        "meta": metadata,
+        "date": date,
+        "sort_at": date if date is not None else now,
+        "created_at": now,
+        "expires_at": now + ttl if ttl else None,
+        "retain_until": now + RETENTION_DAYS * DAY if unverified else None,
+    }
+
+
+def _editable(owner: KeyOwner | None) -> bool:
+    return owner is not None and "write" in owner.abilities
+
+
+async def _duplicate(ctx: ApiContext, uploader: Uploader, existing: MediaRecord) -> Duplicate:
+    headers: dict[str, str] = {}
+    if uploader.owner is not None:
+        async with ctx.db.read() as conn:
+            headers = (await quota_state(conn, uploader.owner, ctx.now())).headers()
+    return Duplicate(
+        "A media with this external_id already exists in your team.",
+        extra={"media": media_json(ctx, existing, editable=_editable(uploader.owner))},
+        headers=headers,
+    )
+
+
+async def _remove_original(ctx: ApiContext, team_hash: str, media_id: str) -> None:
+    try:
+        await ctx.store.delete(team_hash, media_id)
+    except Exception:  # the sweeper cannot know about it; log loudly, never mask the cause
+        log.exception("could not remove original %s/%s after a failed upload", team_hash, media_id)
+
+
+def anonymous_upgrade(ctx: ApiContext) -> dict[str, str]:
+    """The ``upgrade`` object of anonymous uploads: how to keep images beyond 30 days."""
+    return {
+        "type": "register",
+        "url": f"{ctx.settings.effective_public_url}/v1/upgrade",
+        "message": f"Anonymous uploads are deleted after {RETENTION_DAYS} days. Create a free API "
+                   "key (POST /v1/keys with your email) and verify it to keep images permanently.",
+        "label": "Get a free API key",
+    }
+
+
+async def admit(ctx: ApiContext, request: Request, uploader: Uploader, now: int) -> dict[str, str]:
+    """Refuse before any body is read: anonymous per-IP limits, or a quota already used up.
+
+    Returns the headers the response carries, also when it ends in an error: X-RateLimit-* for
+    anonymous callers, the quota headers as they stand for authenticated ones (a 201 replaces
+    them with the counts after the upload).
+    """
+    if uploader.owner is not None:
+        async with ctx.db.read() as conn:
+            state = await quota_state(conn, uploader.owner, now)
+        check_quota(ctx, uploader.owner, state)
+        return state.headers()
+    if ctx.settings.rate_limits == "off":
+        return {}
+    ip = client_ip(request.scope, ctx.settings.trusted_proxies)
+    checks = [(ANONYMOUS_UPLOADS_HOURLY, ip), (ANONYMOUS_UPLOADS_DAILY, ip)]
+    return anonymous_headers(await hit(ctx.db, checks, now, anonymous_headers))

@@ -1,0 +1,1 @@
+"""What happens to media after upload: deletion, and the sweepers that run in the background."""

@@ -1,0 +1,127 @@
+"""Composes the ASGI application for a role: ``cdn`` (transform origin), ``api``, or ``all``.
+
+CDN paths (``/{team_hash}/{uid}.{ext}``) go straight to the transform origin's raw ASGI app,
+ahead of any routing or middleware, so the hot path stays short; everything else goes to the
+Starlette app that holds the API, the viewer and the operational routes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+
+from api.serving.observability import (
+    Observed,
+    access_log_to_stdout,
+    mark_worker_gone,
+    metrics_endpoint,
+)
+from api.serving.store_startup import prepare_originals_store
+from api.settings import Settings
+from cache import DiskCache, MemoryCache, RenditionCache
+from transformer.origin.app import (
+    CDN_PATH,
+    Answer,
+    CdnOrigin,
+    OriginConfig,
+    Receive,
+    Scope,
+    Send,
+)
+from transformer.originals import OriginalsStore, open_store
+
+MB = 1024 * 1024
+
+
+def build_cdn(settings: Settings, store: OriginalsStore) -> CdnOrigin:
+    cache = RenditionCache(
+        MemoryCache(settings.memory_cache_mb * MB),
+        DiskCache(settings.data_dir / "cache", settings.disk_cache_mb * MB),
+    )
+    config = OriginConfig(
+        threads=settings.threads,
+        queue_limit=settings.queue_limit,
+        max_pixels=settings.max_pixels,
+        transform_timeout=settings.transform_timeout,
+        revalidate_seconds=settings.revalidate_seconds,
+    )
+    return CdnOrigin(store, cache, config)
+
+
+class RoleApp:
+    """Sends CDN paths to the origin and the rest to the Starlette app."""
+
+    def __init__(self, cdn: CdnOrigin | None, app: Starlette) -> None:
+        self.cdn = cdn
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.cdn is not None and scope["type"] == "http" and CDN_PATH.match(scope["path"]):
+            await self.cdn(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    def answer_from_memory(self, scope: Scope) -> Answer | None:
+        """A CDN memory hit answered without the ASGI cycle (see ``api.serving.http_protocol``)."""
+        return self.cdn.answer_from_memory(scope) if self.cdn is not None else None
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed"}
+    code = codes.get(exc.status_code, "error")
+    return JSONResponse({"error": code, "message": exc.detail}, exc.status_code, exc.headers)
+
+
+def create_app(settings: Settings | None = None) -> Observed:
+    settings = settings or Settings()
+    store = open_store(settings.effective_storage_url, s3_endpoint_url=settings.s3_endpoint_url)
+    cdn = build_cdn(settings, store) if settings.role in ("all", "cdn") else None
+    api_app = None
+    if settings.role in ("all", "api"):
+        from api.serving.v1_app import build_api_app
+
+        api_app = build_api_app(settings, store, purge=cdn.purge if cdn is not None else None)
+
+    async def healthz(request: Request) -> Response:
+        if api_app is not None and not api_app.state.ready:
+            return Response(b'{"status":"starting"}', status_code=503,
+                            media_type="application/json")
+        # The pid tells which worker answered: a load balancer or benchmark can wait until
+        # every worker is up instead of pinning all its connections to the first one.
+        return Response(b'{"status":"ok","pid":%d}' % os.getpid(), media_type="application/json")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            stack.callback(mark_worker_gone)
+            stack.push_async_callback(store.close)
+            await prepare_originals_store(store, settings)  # S3: the bucket exists (helper scale)
+            if cdn is not None:
+                await cdn.start()
+                stack.push_async_callback(cdn.close)
+            if api_app is not None:
+                # Starlette does not run a mounted app's lifespan: enter it here.
+                await stack.enter_async_context(api_app.router.lifespan_context(api_app))
+            yield
+
+    routes: list[Route | Mount] = [
+        Route("/healthz", healthz, methods=["GET", "HEAD"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+    ]
+    if api_app is not None:
+        from api.routes.pages import web_routes  # upload page and /openapi.yaml (helper ux)
+
+        routes += web_routes(settings)  # before the viewer's catch-all /{id}
+        routes.append(Mount("/", app=api_app))
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    exception_handlers={HTTPException: http_error})
+    access_log = access_log_to_stdout() if settings.access_log else None
+    return Observed(RoleApp(cdn, app), log_format=settings.log_format, access_log=access_log)

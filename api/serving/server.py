@@ -1,0 +1,105 @@
+"""Process start-up for ``imgpro serve``: bind, print the URL, run uvicorn (one or N workers)."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import signal
+from types import FrameType
+
+import uvicorn
+from uvicorn.supervisors import Multiprocess
+
+from api.serving.http_protocol import BoundedHttpToolsProtocol
+from api.settings import Settings
+
+_M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
+
+MALLOC_ARENAS = 2
+MALLOC_MMAP_THRESHOLD = 1024 * 1024
+MALLOC_ENV = {"MALLOC_ARENA_MAX": str(MALLOC_ARENAS),
+              "MALLOC_MMAP_THRESHOLD_": str(MALLOC_MMAP_THRESHOLD)}
+"""The same settings as environment variables, which ``imgpro serve`` sets for its workers."""
+
+
+def tune_malloc(arenas: int = MALLOC_ARENAS, mmap_threshold: int = MALLOC_MMAP_THRESHOLD) -> None:
+    """MALLOC_ARENA_MAX and MALLOC_MMAP_THRESHOLD_ for this process, which glibc read before
+    ``imgpro serve`` could set them (worker processes get them from the environment).
+
+    A fixed mmap threshold also stops glibc's dynamic threshold from climbing to 32 MB, after
+    which freed decode buffers stay in the heap and RSS creeps up under a long cold load.
+    """
+    libc_name = ctypes.util.find_library("c")
+    if not libc_name:
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(libc_name)
+        libc.mallopt(_M_ARENA_MAX, arenas)
+        libc.mallopt(_M_MMAP_THRESHOLD, mmap_threshold)
+
+
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
+class Supervisor(Multiprocess):
+    """uvicorn's worker supervisor, except that on SIGTERM/SIGINT it closes its own copy of
+    the listening socket before telling the workers to drain.
+
+    The workers close theirs at the start of their graceful shutdown; while the supervisor
+    still held one, the kernel kept completing handshakes that nobody would ever accept, so
+    clients hung until the drain ended and were then reset, instead of being refused at once
+    and retried on another node by the load balancer.
+    """
+
+    def handle_term(self) -> None:
+        self._stop_listening()
+        super().handle_term()
+
+    def handle_int(self) -> None:
+        self._stop_listening()
+        super().handle_int()
+
+    def _stop_listening(self) -> None:
+        for sock in self.sockets:
+            sock.close()
+
+
+def run() -> int:
+    settings = Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    tune_malloc()
+    config = uvicorn.Config(
+        "api.serving.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        loop="uvloop",
+        http=BoundedHttpToolsProtocol,
+        lifespan="on",
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+        # uvicorn annotates an int but hands it to asyncio.wait_for, which takes seconds as float.
+        timeout_graceful_shutdown=settings.shutdown_timeout,  # type: ignore[arg-type]
+        log_level="warning",
+    )
+    sock = config.bind_socket()
+    port = sock.getsockname()[1]
+    # Workers and URL defaults must see the real port when --port 0 picked a free one.
+    os.environ["IMGPRO_PORT"] = str(port)
+    settings = Settings()
+    print(f"imgpro ({settings.role}) serving on {settings.own_url}", flush=True)
+    # uvicorn drains in-flight requests on SIGTERM (for at most IMGPRO_SHUTDOWN_TIMEOUT
+    # seconds), then re-raises the signal; ending with status 0 tells process supervisors
+    # the stop was clean.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    if settings.workers > 1:
+        Supervisor(config, sockets=[sock]).run()
+    else:
+        uvicorn.Server(config).run(sockets=[sock])
+    return 0

@@ -1,0 +1,1 @@
+"""The CDN transform origin: the ASGI app, its transform pool, HTTP cache rules and metrics."""
