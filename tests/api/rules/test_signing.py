@@ -13,7 +13,7 @@ import pytest
 from api.rules.signing import SECRET_FILE_NAME, BadSignature, Signer, load_secret
 from api.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 BASE64URL = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
 
 

@@ -19,7 +19,7 @@ import httptools
 import httpx
 import pytest
 
-from tests.api.test_observability import place, png
+from tests.api.serving.test_observability import place, png
 from tests.conftest import RunningServer, running_server
 
 VOLATILE = {b"date", b"x-request-id", b"x-cache"}

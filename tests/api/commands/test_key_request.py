@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.api.test_bulk_upload import run_cli
+from tests.api.commands.test_bulk_upload import run_cli
 from tests.conftest import RunningServer, free_port, running_server
 
 
