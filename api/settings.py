@@ -55,7 +55,8 @@ class Settings(BaseSettings):
     shutdown_timeout: float = Field(15, ge=0)
     """On SIGTERM, how long in-flight requests may take to finish before they are cancelled."""
 
-    max_pixels: int = Field(100_000_000, ge=1)
+    max_pixels: int | None = Field(None, ge=1)
+    """Unset: the transform library's own limit, ``transformer.DEFAULT_MAX_PIXELS``."""
     transform_timeout: float = Field(30.0, gt=0)
     transform_threads: int = Field(0, ge=0)
     """0 means the cores shared out over the workers (at least 1 per worker)."""

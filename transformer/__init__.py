@@ -7,7 +7,7 @@
 from transformer._encoder_settings import ENCODER_SETTINGS_VERSION, SAVE_SUFFIX, encoder_options
 from transformer._engine import configure
 from transformer._errors import ImageTooLarge, TransformError, TransformTimeout, UnsupportedImage
-from transformer._pipeline import transform
+from transformer._pipeline import DEFAULT_MAX_PIXELS, transform
 from transformer._probe import probe
 from transformer._sizing import target_dimensions
 from transformer._sniff import SNIFF_BYTES, sniff_format
@@ -24,6 +24,7 @@ from transformer._types import (
 )
 
 __all__ = [
+    "DEFAULT_MAX_PIXELS",
     "ENCODER_SETTINGS_VERSION",
     "EXTENSION_ALIASES",
     "FORMATS",

@@ -25,15 +25,16 @@ from itertools import chain
 from typing import Any
 
 import httptools
-import orjson
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from transformer.origin.error_body import error_json
 
 MAX_HEAD_BYTES = 64 * 1024
 
 
 def _closing_answer(status: str, code: str, message: str) -> bytes:
     """A whole HTTP/1.1 response in the reference's JSON error shape, closing the connection."""
-    body = orjson.dumps({"error": code, "message": message})
+    body = error_json(code, message)
     return (f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\n"
             f"content-length: {len(body)}\r\nconnection: close\r\n\r\n").encode() + body
 
