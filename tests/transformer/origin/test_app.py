@@ -46,7 +46,7 @@ def uid_of(image: CorpusImage) -> str:
 
 @pytest.fixture(scope="module")
 def landscape(corpus: list[CorpusImage]) -> CorpusImage:
-    return next(i for i in corpus if i.path.name == "photo-storm-1920x1280.jpg")
+    return next(i for i in corpus if i.path.name == "photo-yellowflower-1920x1080.jpg")
 
 
 @pytest.mark.parametrize(("size", "short"), [("s", 320), ("m", 640), ("l", 1080)])
@@ -138,9 +138,9 @@ def test_no_upscaling(cdn: RunningServer) -> None:
     [
         ("/t/nosuchimage.jpg", 404, "not_found"),
         ("/t/nosuchimage.webp?size=m", 404, "not_found"),
-        ("/t/photo-storm-1920x1280.jpg?size=huge", 422, "validation_error"),
-        ("/t/photo-storm-1920x1280.bmpx", 400, "unsupported_format"),
-        ("/t/photo-storm-1920x1280.gif", 400, "unsupported_format"),
+        ("/t/photo-yellowflower-1920x1080.jpg?size=huge", 422, "validation_error"),
+        ("/t/photo-yellowflower-1920x1080.bmpx", 400, "unsupported_format"),
+        ("/t/photo-yellowflower-1920x1080.gif", 400, "unsupported_format"),
         ("/nothing/here/at/all", 404, "not_found"),
     ],
 )
