@@ -106,7 +106,7 @@ def _put(args: argparse.Namespace) -> int:
 def build_parser(*, serve_only: bool = False) -> argparse.ArgumentParser:
     """All subcommands, or only ``serve``: the process that runs ``serve`` stays up as the
     workers' supervisor, and the other subcommands' modules would import libvips, numpy,
-    SQLAlchemy, httpx and rich into it (its RSS 95 -> 41 MB without them)."""
+    SQLAlchemy, httpx and rich into it for nothing (README "Operations" has its RSS)."""
     parser = argparse.ArgumentParser(prog="imgpro", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -56,13 +56,17 @@ async def test_write_is_atomic_no_partial_file_visible(tmp_path: Path) -> None:
     big = entry(2_000_000, b"z")
     seen: list[Entry | None] = []
 
-    async def reader() -> None:
-        for _ in range(200):
+    async def reader() -> None:  # reads while the write goes on, until the entry is there
+        for _ in range(5000):
             seen.append(await cache.get("t/u/l.png"))
+            if seen[-1] is not None:
+                return
             await asyncio.sleep(0)
 
     await asyncio.gather(cache.put("t/u/l.png", big), reader())
-    assert all(got is None or got == big for got in seen)
+    # A reader sees the entry whole or not at all: no torn file was ever found (and dropped).
+    assert cache.dropped_damaged == 0
+    assert seen[-1] == big and all(got is None for got in seen[:-1])
     assert await cache.get("t/u/l.png") == big
     assert not list(tmp_path.rglob("*.tmp"))
 

@@ -39,11 +39,6 @@ class TransformPool:
         self._slots = asyncio.Semaphore(2 * threads)
         self._admitted = 0
 
-    @property
-    def admitted(self) -> int:
-        """Jobs running or waiting for a slot: the queue depth."""
-        return self._admitted
-
     async def run(self, job: Callable[[], Awaitable[T]]) -> T:
         """Admit ``job`` or raise Overloaded; the job awaits ``in_thread`` for its CPU part."""
         if self._admitted >= self.capacity:
