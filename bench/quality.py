@@ -698,7 +698,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--settings", type=re.compile, default=None,
                         help="regular expression: only candidate settings whose name matches "
                              "(ours always run)")
-    parser.add_argument("--photos", type=int, default=None, help="first N corpus photos only")
+    parser.add_argument("--photos", default=None,
+                        help="first N corpus photos only, or comma-separated parts of names")
     parser.add_argument("--qs", type=lambda s: tuple(int(x) for x in s.split(",")), default=None)
     parser.add_argument("--peers", type=lambda s: [p for p in s.split(",") if p],
                         default=list(PEERS))
@@ -735,8 +736,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     photos = load_photos(args.corpus)
     if args.quick:
         photos = [p for p in photos if p.path.name in QUICK_PHOTOS]
-    if args.photos:
-        photos = photos[: args.photos]
+    if args.photos and args.photos.isdigit():
+        photos = photos[: int(args.photos)]
+    elif args.photos:
+        parts = args.photos.split(",")
+        photos = [p for p in photos if any(part in p.path.name for part in parts)]
     lanes = [lane for lane in LANES if lane.name in args.lanes]
     run = Run(args, photos, lanes, args.qs or (QUICK_QS if args.quick else QS))
     print(f"{len(photos)} photos, lanes {', '.join(x.name for x in lanes)}, q {run.qs}",
