@@ -265,7 +265,8 @@ def measure_limit(run: Run, workload: Workload) -> None:
         return
     raw = json.loads(out.strip().splitlines()[-1])
     run.versions["encoder settings"] = f"{raw['encoder']['source']}"
-    run.versions[f"encoder {workload.fmt}"] = json.dumps(raw["encoder"]["options"])
+    run.versions[f"encoder {workload.fmt}"] = json.dumps(
+        {k: v for k, v in raw["encoder"].items() if k != "source"})
     cell = Cell(
         LIMIT,
         workload.name,
@@ -345,8 +346,8 @@ def peer_specs(run: Run) -> dict[str, Callable[[], ServerSpec]]:
 def prerender_hit(run: Run) -> None:
     """nginx's file for the hit workload: the same rendition, encoded with our settings."""
     s = run.served[0]
-    options = transformer.encoder_options(HIT.fmt)
-    body = render(s.photo.path.read_bytes(), s.photo, HIT.target, HIT.fmt, options)
+    setting = transformer._encoder_settings.encoder_setting(HIT.fmt)
+    body = render(s.photo.path.read_bytes(), s.photo, HIT.target, HIT.fmt, setting)
     (run.root / "www" / PATH_BUILDERS["nginx"](s, HIT).lstrip("/")).write_bytes(body)
 
 

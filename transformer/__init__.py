@@ -4,7 +4,12 @@
     rendition = transform(open("photo.jpg", "rb").read(), size="m", fmt="webp")
 """
 
-from transformer._encoder_settings import ENCODER_SETTINGS_VERSION, SAVE_SUFFIX, encoder_options
+from transformer._encoder_settings import (
+    ENCODER_SETTINGS_VERSION,
+    SAVE_SUFFIX,
+    Effort,
+    encoder_options,
+)
 from transformer._engine import configure
 from transformer._errors import ImageTooLarge, TransformError, TransformTimeout, UnsupportedImage
 from transformer._pipeline import DEFAULT_MAX_PIXELS, transform
@@ -27,6 +32,7 @@ __all__ = [
     "DEFAULT_MAX_PIXELS",
     "ENCODER_SETTINGS_VERSION",
     "EXTENSION_ALIASES",
+    "Effort",
     "FORMATS",
     "MEDIA_TYPES",
     "SAVE_SUFFIX",

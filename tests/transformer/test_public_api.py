@@ -20,7 +20,7 @@ EXPECTED = {
     "Size", "Format", "SIZES", "FORMATS", "SHORT_EDGE", "MEDIA_TYPES", "EXTENSION_ALIASES",
     "ImageInfo", "Rendition", "target_dimensions", "SNIFF_BYTES", "DEFAULT_MAX_PIXELS",
     # encoder settings (the cache keys carry the version)
-    "ENCODER_SETTINGS_VERSION", "SAVE_SUFFIX", "encoder_options",
+    "ENCODER_SETTINGS_VERSION", "SAVE_SUFFIX", "encoder_options", "Effort",
 }
 
 
