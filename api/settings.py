@@ -62,6 +62,13 @@ class Settings(BaseSettings):
     """0 means the cores shared out over the workers (at least 1 per worker)."""
     transform_queue: int = Field(0, ge=0)
     """Transforms allowed to wait for a thread before 503; 0 means 32 per thread."""
+    refine: bool = True
+    """``on``: WebP/AVIF misses are answered with a provisional fast encode and refined in the
+    background; ``off``: the fast encode is served as final."""
+    provisional_max_age: int = Field(300, ge=0)
+    """``Cache-Control: max-age`` of a provisional rendition, in seconds."""
+    refine_queue: int = Field(1000, ge=1)
+    """Provisional renditions waiting for the refine lane per process; the oldest go first."""
 
     rate_limits: Literal["on", "off"] = "on"
     trusted_proxies: str = ""

@@ -48,6 +48,9 @@ def build_cdn(settings: Settings, store: OriginalsStore) -> CdnOrigin:
         max_pixels=settings.max_pixels or transformer.DEFAULT_MAX_PIXELS,
         transform_timeout=settings.transform_timeout,
         revalidate_seconds=settings.revalidate_seconds,
+        refine=settings.refine,
+        provisional_max_age=settings.provisional_max_age,
+        refine_queue=settings.refine_queue,
     )
     return CdnOrigin(store, cache, config)
 

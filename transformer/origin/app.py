@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import aclosing
 
 from cachetools import TTLCache
@@ -46,6 +47,7 @@ from transformer.origin.errors import (
 )
 from transformer.origin.http_cache import is_not_modified
 from transformer.origin.pool import Overloaded, TransformPool
+from transformer.origin.refine import LaneProcess, RefineLane
 from transformer.origin.request import CdnRequest, parse_request, resized_stand_in
 from transformer.origin.responses import (
     Answer,
@@ -56,12 +58,23 @@ from transformer.origin.responses import (
     error_answer,
     header,
     image_headers,
+    provisional_cache_control,
     redirect_answer,
     send_answer,
 )
 from transformer.originals import OriginalNotFound, OriginalsStore, StoredOriginal, StoreUnavailable
 
 log = logging.getLogger(__name__)
+
+PROVISIONAL_FORMATS = frozenset({"webp", "avif"})
+"""Formats whose final encode is too slow for a waiting client: a miss gets the fast setting,
+answered provisional, and the refine lane re-encodes it. JPEG (jpegli) and PNG encode at their
+final setting about as fast as at the fast one, so their misses are final at once
+(docs/bench-quality.md has the encode times)."""
+REFINE_TIMEOUT_FACTOR = 4
+"""A final encode may take this many times ``transform_timeout``: it has no client waiting."""
+DISK_RESCAN_LIMIT = 10_000
+"""At most this many provisional entries are picked up from the disk cache at start-up."""
 
 
 class CdnOrigin:
@@ -72,6 +85,9 @@ class CdnOrigin:
         self.cache = cache
         self.config = config
         self.pool: TransformPool | None = None
+        self.lane: RefineLane | None = None
+        self._lane_process = LaneProcess()
+        self._provisional = provisional_cache_control(config.provisional_max_age)
         self.version = transformer.ENCODER_SETTINGS_VERSION
         # Groups whose original was seen in the store recently: hits in this window skip a check.
         self._validated: TTLCache[str, bool] | None = (
@@ -81,10 +97,19 @@ class CdnOrigin:
 
     async def start(self) -> None:
         transformer.configure()
-        self.pool = TransformPool(self.config.threads, self.config.queue_limit)
+        pool = self.pool = TransformPool(self.config.threads, self.config.queue_limit)
         await self.cache.start()
+        if self.config.refine and self.cache.enabled:  # with no cache there is nothing to swap
+            self.lane = RefineLane(self.config.refine_queue, pool.wait_for_idle_thread,
+                                   self._refine)
+            self.lane.start()
+            for key in await self.cache.disk.provisional_keys(DISK_RESCAN_LIMIT):
+                self.lane.offer(key)  # left provisional by an earlier run of this node
 
     async def close(self) -> None:
+        if self.lane is not None:
+            await self.lane.close()
+        self._lane_process.close()
         await self.cache.close()
         if self.pool is not None:
             await asyncio.to_thread(self.pool.close)
@@ -112,7 +137,7 @@ class CdnOrigin:
                 await self._send_original(request, if_none_match, head_only, send)
                 return
             await send_answer(send, entry_answer(entry, MEDIA_TYPES[request.kind], layer,
-                                                 if_none_match, head_only))
+                                                 if_none_match, head_only, self._provisional))
         except CdnError as exc:
             await send_answer(send, error_answer(exc, head_only))
 
@@ -132,12 +157,16 @@ class CdnOrigin:
             return None
         if resized_stand_in(request) is not None:
             return None
-        entry = self.cache.peek(request.key(self.version))
+        key = request.key(self.version)
+        entry = self.cache.peek(key)
         if entry is None or self._validated is None or request.group not in self._validated:
             return None  # with revalidation at 0 s, every hit checks the store (awaited)
         metrics.count_lookup("memory", self.cache.disk.enabled)
+        if not entry.final:
+            self._offer(key)
         return entry_answer(entry, MEDIA_TYPES[request.kind], "memory",
-                            header(scope, b"if-none-match"), scope["method"] == "HEAD")
+                            header(scope, b"if-none-match"), scope["method"] == "HEAD",
+                            self._provisional)
 
     async def _lookup(self, request: CdnRequest) -> tuple[Entry | None, Layer]:
         """The rendition, or (None, "miss") when the original itself should be streamed."""
@@ -146,6 +175,8 @@ class CdnOrigin:
         if entry is not None:
             await self._revalidate(request)
             metrics.count_lookup("memory", self.cache.disk.enabled)
+            if not entry.final:
+                self._offer(key)
             return entry, "memory"
         if request.size is None:
             original_kind = await self._original_kind(request)
@@ -169,7 +200,14 @@ class CdnOrigin:
         metrics.count_lookup(layer, self.cache.disk.enabled)
         if layer == "disk":
             await self._revalidate(request)
+        if not entry.final:
+            self._offer(key)
         return entry, layer
+
+    def _offer(self, key: str) -> None:
+        """A provisional entry was served: make sure a final one is on its way."""
+        if self.lane is not None:
+            self.lane.offer(key)
 
     async def _revalidate(self, request: CdnRequest) -> None:
         """Serve a cached rendition only if its original still exists (checked once per window)."""
@@ -201,25 +239,56 @@ class CdnOrigin:
             raise StorageUnavailable() from exc
         raise ImageNotFound()
 
-    async def _render(self, request: CdnRequest) -> bytes:
+    async def _render(self, request: CdnRequest) -> Entry:
+        """A miss: the fast setting for the formats refined later, else the final one."""
         assert self.pool is not None, "CdnOrigin.start() was not awaited"
         pool = self.pool
+        provisional = request.kind in PROVISIONAL_FORMATS
 
-        async def job() -> bytes:
+        async def job() -> Entry:
             original = await self.store.get(request.team_hash, request.uid)
             self._mark_validated(request)
             with metrics.TRANSFORM_SECONDS.labels(request.kind, request.size or "o").time():
                 rendition = await pool.in_thread(
                     transformer.transform, original, request.size, request.kind,  # type: ignore[arg-type]
                     max_pixels=self.config.max_pixels, timeout=self.config.transform_timeout,
+                    effort="fast" if provisional else "final",
                 )
-            return rendition.data
+            # Refine off: the fast encode is the final answer (immutable), as before the lane.
+            return Entry.of(rendition.data, final=not (provisional and self.config.refine))
 
         metrics.TRANSFORM_QUEUE.inc()
         try:
             return await pool.run(job)
         finally:
             metrics.TRANSFORM_QUEUE.dec()
+
+    async def _refine(self, key: str) -> None:
+        """The lane's job: re-encode a provisional rendition at the final setting, swap it in."""
+        parsed = CdnRequest.from_key(key)
+        current = self.cache.peek(key) or await self.cache.disk.get(key)
+        if parsed is None or parsed[1] != self.version or current is None or current.final:
+            metrics.REFINE_DONE.labels("gone").inc()  # evicted, purged, refined, or stale
+            return
+        request = parsed[0]
+        since = self.cache.epoch()
+        try:
+            original = await self.store.get(request.team_hash, request.uid)
+            with metrics.REFINE_SECONDS.labels(request.kind, request.size or "o").time():
+                data = await self._lane_process.encode(
+                    original, request.size, request.kind,  # type: ignore[arg-type]
+                    self.config.max_pixels, self.config.transform_timeout * REFINE_TIMEOUT_FACTOR)
+        except OriginalNotFound:
+            metrics.REFINE_DONE.labels("gone").inc()
+            return
+        except (StoreUnavailable, TransformError, BrokenProcessPool, TimeoutError) as exc:
+            # Expected weather, not a bug: the provisional entry stays and is offered again on
+            # its next hit.
+            log.warning("refining %s failed: %s", key, exc or exc.__class__.__name__)
+            metrics.REFINE_DONE.labels("failed").inc()
+            return
+        replaced = self.cache.replace(key, Entry.of(data), since=since)
+        metrics.REFINE_DONE.labels("refined" if replaced else "gone").inc()
 
     async def _send_original(self, request: CdnRequest, if_none_match: bytes | None,
                              head_only: bool, send: Send) -> None:

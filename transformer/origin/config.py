@@ -19,3 +19,10 @@ class OriginConfig:
     """Seconds after which a transform is abandoned (503 + Retry-After)."""
     revalidate_seconds: float
     """How long cached renditions of an image are served before its original is re-checked."""
+    refine: bool
+    """Answer misses of WebP/AVIF with a provisional fast encode and refine it later; off, the
+    fast encode is served as final."""
+    provisional_max_age: int
+    """``Cache-Control: max-age`` of a provisional rendition, in seconds."""
+    refine_queue: int
+    """Provisional renditions that may wait for the refine lane; beyond it the oldest go."""

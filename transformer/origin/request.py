@@ -50,6 +50,20 @@ class CdnRequest:
         """The rendition's cache key: image, size, format and encoder-settings version."""
         return f"{self.group}/{self.size or 'o'}.{self.kind}.{version}"
 
+    @classmethod
+    def from_key(cls, key: str) -> tuple[CdnRequest, str] | None:
+        """The request and encoder-settings version a cache key was made from (None if the
+        key is not one of ``key``'s), so a refine job can be queued as a key alone."""
+        group, _, variant = key.rpartition("/")
+        team_hash, _, uid = group.partition("/")
+        parts = variant.split(".")
+        if len(parts) != 3 or not CDN_PATH.match(f"/{team_hash}/{uid}.x"):
+            return None
+        size, kind, version = parts
+        if kind not in FORMATS or (size != "o" and size not in SIZES):
+            return None
+        return cls(team_hash, uid, kind, None if size == "o" else size), version  # type: ignore[arg-type]
+
 
 def parse_request(path: str, query_string: bytes) -> CdnRequest:
     """Validate a CDN URL; raises a ``CdnError`` with the status the client should see."""

@@ -41,25 +41,43 @@ def header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
-def image_headers(media_type: str, etag: bytes, layer: str) -> Headers:
+FINAL = b"final"
+PROVISIONAL = b"provisional"
+
+
+def provisional_cache_control(max_age: int) -> bytes:
+    """A provisional rendition may be kept briefly, never as immutable: it will be replaced."""
+    return b"public, max-age=%d" % max_age
+
+
+def image_headers(media_type: str, etag: bytes, layer: str, *,
+                  cache_control: bytes = IMMUTABLE, rendition: bytes | None = None) -> Headers:
     """Headers of every image answer (a rendition or an original), before Content-Length."""
     headers = [
         (b"content-type", media_type.encode()),
         (b"etag", etag),
-        (b"cache-control", IMMUTABLE),
+        (b"cache-control", cache_control),
         (b"x-cache", layer.encode()),
         *COMMON_HEADERS,
     ]
+    if rendition is not None:
+        headers.append((b"x-rendition", rendition))
     if media_type == MEDIA_TYPES["svg"]:
         headers.extend(_SVG_HEADERS)
     return headers
 
 
 def entry_answer(entry: Entry, media_type: str, layer: Layer, if_none_match: bytes | None,
-                 head_only: bool) -> Answer:
-    """200 with the rendition (headers only for HEAD), or 304 when the client has it."""
+                 head_only: bool, provisional: bytes) -> Answer:
+    """200 with the rendition (headers only for HEAD), or 304 when the client has the current
+    one. ``provisional`` is the Cache-Control of a provisional entry: a revalidation with its
+    ETag after the final one was swapped in gets 200 and the final bytes."""
     etag = entry.etag.encode()
-    headers = image_headers(media_type, etag, layer)
+    if entry.final:
+        headers = image_headers(media_type, etag, layer, rendition=FINAL)
+    else:
+        headers = image_headers(media_type, etag, layer, cache_control=provisional,
+                                rendition=PROVISIONAL)
     if is_not_modified(if_none_match, etag):
         return 304, headers, b""
     headers.append((b"content-length", str(len(entry.data)).encode()))
