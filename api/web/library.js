@@ -478,6 +478,7 @@
     let failed = 0;
     const status = $("#upload-status");
     status.textContent = "Uploading " + list.length + "...";
+    $("#action-status").textContent = "";
     const one = (file) => {
       const form = new FormData();
       form.append("file", file, file.name);
@@ -497,9 +498,15 @@
   }
 
   // ---- Wiring ------------------------------------------------------------------------
+  // Another view of the library: the last action's message no longer applies.
+  function filtersChanged() {
+    $("#action-status").textContent = "";
+    reload();
+  }
+
   function onTyping() {
     clearTimeout(typingTimer);
-    typingTimer = setTimeout(reload, TYPING_PAUSE_MS);
+    typingTimer = setTimeout(filtersChanged, TYPING_PAUSE_MS);
   }
 
   function init() {
@@ -507,12 +514,15 @@
     $("#key-forget").addEventListener("click", forgetKey);
     $("#notice-close").addEventListener("click", () => { $("#notice").hidden = true; });
 
-    $("#filters").addEventListener("submit", (event) => { event.preventDefault(); reload(); });
+    $("#filters").addEventListener("submit", (event) => {
+      event.preventDefault();
+      filtersChanged();
+    });
     $("#filter-search").addEventListener("input", onTyping);
     $("#filter-tags").addEventListener("input", onTyping);
-    $("#filter-namespace").addEventListener("change", reload);
+    $("#filter-namespace").addEventListener("change", filtersChanged);
     $("#filter-tag-mode").addEventListener("change", () => {
-      if ($("#filter-tags").value.trim()) reload();
+      if ($("#filter-tags").value.trim()) filtersChanged();
     });
     $("#load-more").addEventListener("click", loadPage);
     if ("IntersectionObserver" in window) {
