@@ -10,7 +10,8 @@
   API's auth, quotas, validation and errors, since it is the same app.
 - **Stateless.** Each POST is a whole MCP exchange (``stateless_http``, JSON answers), so with
   ``--workers N`` or several API nodes any process can answer any request; nothing is kept
-  between requests.
+  between requests, and GET (a stream for server-initiated messages) and DELETE (ending a
+  session) are ``405``.
 - **Lazy.** The SDK (~0.3 s and ~26 MB per process) is imported, and its session manager
   started, on the first authenticated ``/mcp`` request, so workers that never see one, the
   CDN role and the supervisor never load it.
@@ -29,7 +30,7 @@ from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
 from api.auth import optional_key
-from api.errors import ApiError, Unauthorized, error_response
+from api.errors import ApiError, MethodNotAllowed, Unauthorized, error_response
 from api.rules.plans import MB
 
 if TYPE_CHECKING:
@@ -60,6 +61,12 @@ class McpEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            return
+        if scope["method"] != "POST":
+            # Stateless: no session to resume or end (DELETE) and no server-initiated messages
+            # to stream (GET), which the spec lets a server refuse with 405.
+            refusal = MethodNotAllowed("MCP here is stateless: send each message as a POST.")
+            await error_response(refusal, {"Allow": "POST"})(scope, receive, send)
             return
         try:
             if await optional_key(Request({**scope, "app": self.api_app})) is None:

@@ -127,7 +127,7 @@ def create_app(settings: Settings | None = None) -> Observed:
         from api.routes.pages import web_routes  # pages, their files, /openapi.yaml (helper ux)
 
         routes += web_routes(settings)  # before the viewer's catch-all /{id}
-        routes.append(Route(MCP_PATH, mcp))  # MCP over streamable HTTP, any method
+        routes += [Route(path, mcp) for path in (MCP_PATH, MCP_PATH + "/")]  # MCP, any method
         routes.append(Mount("/", app=api_app))
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={HTTPException: http_error})

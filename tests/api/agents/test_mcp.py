@@ -213,6 +213,22 @@ async def test_invalid_key_is_refused_over_http(api: ApiServer) -> None:
         else isinstance(refused.value, MCPError)
 
 
+async def test_http_is_stateless_post_and_takes_a_handshake_client(api: ApiServer) -> None:
+    """Only POST: no session to end (DELETE) or stream to hold open (GET), as the spec allows;
+    and a client of the older, handshake-first protocol works too, also at ``/mcp/``."""
+    key = api.new_key()["key"]
+    for method in ("GET", "DELETE"):
+        response = httpx.request(method, f"{api.url}/mcp", timeout=30,
+                                 headers={"Authorization": f"Bearer {key}"})
+        assert response.status_code == 405 and response.headers["allow"] == "POST"
+        assert response.json()["error"] == "method_not_allowed"
+    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=60) as http, \
+            Client(streamable_http_client(f"{api.url}/mcp/", http_client=http),
+                   mode="legacy") as client:
+        assert {tool.name for tool in (await client.list_tools()).tools} == TOOLS
+        assert (await call(client, "get_usage"))["uploads_used"] == 0
+
+
 async def test_invalid_key_over_stdio_is_a_tool_error(api: ApiServer) -> None:
     """Over stdio the server is the API's client: each call says the key is wrong."""
     async with connect(api, "stdio", "img_live_nope") as client:
