@@ -292,4 +292,36 @@ def test_keyboard_and_further_pages(server: RunningServer, context: Any, artifac
     page.keyboard.press("Escape")
     page.wait_for_selector("#details", state="hidden")
     page.screenshot(path=artifacts / "library-many.png")
+
+    # The rest of the batch bar on two images: add a tag, make private, delete (confirmed).
+    page.locator("#grid li.card").nth(1).locator("input.select").check()
+    assert page.inner_text("#batch-count") == "2 selected"
+    picked = page.eval_on_selector_all("#grid li.card.selected", "cs => cs.map(c => c.dataset.id)")
+
+    def status_is(text: str) -> None:
+        page.wait_for_function("t => document.querySelector('#action-status').textContent === t",
+                               arg=text)
+
+    def reselect() -> None:  # a batch action reloads the grid and clears the selection
+        page.wait_for_function("() => document.querySelectorAll('#grid li.card').length >= 48")
+        for media_id in picked:
+            page.locator(f"#grid li.card[data-id='{media_id}'] input.select").check()
+
+    page.fill("#batch-tags", "sale")
+    page.select_option("#batch-tag-mode", "add")
+    page.click("#batch-tags-form button[type=submit]")
+    status_is("Updated 2 images.")
+    reselect()
+    page.click("#batch-private")
+    status_is("Updated 2 images.")
+    for media_id in picked:
+        media = api_get(server, key, f"/v1/media/{media_id}")
+        assert media["tags"] == ["sale"] and media["public"] is False
+    reselect()
+    page.click("#batch-delete")
+    assert page.inner_text("#batch-confirm-count") == "2 images"
+    page.click("#batch-confirm-yes")
+    status_is("Deleted 2 images.")
+    page.wait_for_function("() => document.querySelector('#usage').dataset.uploadsUsed === '55'")
+    assert len(api_get(server, key, "/v1/media", limit=100)["items"]) == 53
     assert errors == []
