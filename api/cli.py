@@ -9,6 +9,10 @@ import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from api.settings import Settings
 
 SERVE_OPTIONS = {
     # flag: (environment variable, type, help)
@@ -29,20 +33,18 @@ def _serve(args: argparse.Namespace) -> int:
     # big blocks (decode buffers) from mmap, so they go back to the system when freed. Worker
     # processes read these at start; this process applies them with mallopt (api.serving.server).
     from api.serving.server import MALLOC_ENV, run  # imports neither libvips nor prometheus_client
+    from api.settings import Settings
 
     for name, value in MALLOC_ENV.items():
         os.environ.setdefault(name, value)
-    _prepare_multiprocess_metrics()
+    settings = Settings()  # read once here; worker processes read the same environment
+    _prepare_multiprocess_metrics(settings)
+    return run(settings)
 
-    return run()
 
-
-def _prepare_multiprocess_metrics() -> None:
+def _prepare_multiprocess_metrics(settings: Settings) -> None:
     """With several workers, prometheus-client keeps each one's values in files that
     /metrics sums; the directory must exist, empty, before any worker imports it."""
-    from api.settings import Settings
-
-    settings = Settings()
     if settings.workers < 2 or "PROMETHEUS_MULTIPROC_DIR" in os.environ:
         return
     parent = (settings.data_dir / "metrics").resolve()
@@ -104,7 +106,7 @@ def _put(args: argparse.Namespace) -> int:
 def build_parser(*, serve_only: bool = False) -> argparse.ArgumentParser:
     """All subcommands, or only ``serve``: the process that runs ``serve`` stays up as the
     workers' supervisor, and the other subcommands' modules would import libvips, numpy,
-    SQLAlchemy, httpx and rich into it (its RSS 95 -> 41 MB without them)."""
+    SQLAlchemy, httpx and rich into it for nothing (README "Operations" has its RSS)."""
     parser = argparse.ArgumentParser(prog="imgpro", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
+import transformer
 from api.db import Database
 from api.rules.signing import Signer
 from api.settings import Settings
@@ -24,6 +25,11 @@ class ApiContext:
     store: OriginalsStore
     purge: Purge | None
     signer: Signer
+
+    @property
+    def max_pixels(self) -> int:
+        """Pixels an upload may declare: ``IMGPRO_MAX_PIXELS`` or the library's default."""
+        return self.settings.max_pixels or transformer.DEFAULT_MAX_PIXELS
 
     @staticmethod
     def now() -> int:

@@ -20,32 +20,23 @@
      ├── ServiceUnavailable           service_unavailable   503     wait (+ Retry-After header)
      └── InternalError                internal_error        500     only for real bugs (logged)
 
-Handlers raise these; ``error_response`` is the only code that turns one into the reference's
-shape ``{"error", "message", "action"?, "errors"?}``, so the shape cannot drift between endpoints.
+Handlers raise these; ``error_response`` is the only code that turns one into a response, and
+the body comes from ``transformer.origin.error_body`` (shared with the CDN origin and the HTTP
+protocol), so the shape ``{"error", "message", "action"?, "errors"?}`` cannot drift.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import orjson
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.responses import Response
 
-ActionType = Literal["upgrade", "verify", "wait", "redirect"]
+from transformer.origin.error_body import ActionType, action, error_body
 
-
-def action(type_: ActionType, *, url: str | None = None, label: str | None = None,
-           seconds: int | None = None) -> dict[str, Any]:
-    """An ``action`` object as the reference's error format describes it (absent keys omitted)."""
-    body: dict[str, Any] = {"type": type_}
-    if url is not None:
-        body["url"] = url
-    if label is not None:
-        body["label"] = label
-    if seconds is not None:
-        body["seconds"] = seconds
-    return body
-
+__all__ = ["ActionType", "action"]  # re-exported: handlers build actions from here
 
 class ApiError(Exception):
     code: ClassVar[str] = "internal_error"
@@ -61,11 +52,7 @@ class ApiError(Exception):
         self.extra = dict(extra or {})
 
     def body(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"error": self.code, "message": self.message}
-        if self.action is not None:
-            out["action"] = self.action
-        out.update(self.extra)
-        return out
+        return error_body(self.code, self.message, action=self.action, extra=self.extra)
 
 
 class InvalidRequest(ApiError):
@@ -196,3 +183,16 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 def error_response(error: ApiError, headers: dict[str, str] | None = None) -> Response:
     """The reference's error shape for ``error``; ``headers`` adds e.g. quota headers."""
     return json_response(error.body(), error.status, {**(headers or {}), **error.headers})
+
+
+async def http_exception_response(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404/405 (no route, wrong method) in the reference's shape."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        allow = (exc.headers or {}).get("Allow", "")
+        return error_response(MethodNotAllowed(f"Method {request.method} not allowed here."),
+                              {"Allow": allow} if allow else None)
+    if exc.status_code == 404:
+        return error_response(NotFound(f"No such endpoint: {request.url.path}"))
+    return json_response(error_body("http_error", exc.detail), exc.status_code,
+                         dict(exc.headers or {}))

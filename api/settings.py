@@ -55,12 +55,20 @@ class Settings(BaseSettings):
     shutdown_timeout: float = Field(15, ge=0)
     """On SIGTERM, how long in-flight requests may take to finish before they are cancelled."""
 
-    max_pixels: int = Field(100_000_000, ge=1)
+    max_pixels: int | None = Field(None, ge=1)
+    """Unset: the transform library's own limit, ``transformer.DEFAULT_MAX_PIXELS``."""
     transform_timeout: float = Field(30.0, gt=0)
     transform_threads: int = Field(0, ge=0)
     """0 means the cores shared out over the workers (at least 1 per worker)."""
     transform_queue: int = Field(0, ge=0)
     """Transforms allowed to wait for a thread before 503; 0 means 32 per thread."""
+    refine: bool = True
+    """``on``: WebP/AVIF misses are answered with a provisional fast encode and refined in the
+    background; ``off``: the fast encode is served as final."""
+    provisional_max_age: int = Field(300, ge=0)
+    """``Cache-Control: max-age`` of a provisional rendition, in seconds."""
+    refine_queue: int = Field(1000, ge=1)
+    """Provisional renditions waiting for the refine lane per process; the oldest go first."""
 
     rate_limits: Literal["on", "off"] = "on"
     trusted_proxies: str = ""

@@ -13,20 +13,17 @@ default ``pytest`` run collects only ``tests/`` and never runs this file; run wi
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import pytest
 
+from bench.corpus import corpus_dir
 from transformer import FORMATS, SIZES, Format, Size, configure, transform
 
-CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
+CORPUS = corpus_dir()
 
 
 def _corpus() -> list[bytes]:
-    manifest = CORPUS / "MANIFEST.tsv"
-    if not manifest.exists():
-        return []
-    with manifest.open() as fh:
+    with (CORPUS / "MANIFEST.tsv").open() as fh:
         return [(CORPUS / row["file"]).read_bytes()
                 for row in csv.DictReader(fh, delimiter="\t")]
 

@@ -49,6 +49,7 @@ from bench.compare_report import (
     soak_table,
     targets_table,
 )
+from bench.corpus import corpus_dir
 from bench.inprocess_limit import render
 from bench.process_memory import RssSampler
 from bench.server_process import ServerFailed, ServerSpec, start
@@ -68,7 +69,6 @@ from bench.workloads import (
 from bench.wrk_load import LoadResult, WrkMissing, run_wrk, wrk_binary
 
 REPO_ROOT = participants.REPO_ROOT
-DEFAULT_CORPUS = REPO_ROOT.parent / "shared" / "corpus"
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "imgpro-bench"
 ALL_PARTICIPANTS = ("limit", "ours", "ipx", "thumbor", "nginx")
 LABELS = {"limit": LIMIT, "ours": OURS, "ipx": IPX, "thumbor": THUMBOR, "nginx": NGINX}
@@ -265,7 +265,8 @@ def measure_limit(run: Run, workload: Workload) -> None:
         return
     raw = json.loads(out.strip().splitlines()[-1])
     run.versions["encoder settings"] = f"{raw['encoder']['source']}"
-    run.versions[f"encoder {workload.fmt}"] = json.dumps(raw["encoder"]["options"])
+    run.versions[f"encoder {workload.fmt}"] = json.dumps(
+        {k: v for k, v in raw["encoder"].items() if k != "source"})
     cell = Cell(
         LIMIT,
         workload.name,
@@ -345,8 +346,8 @@ def peer_specs(run: Run) -> dict[str, Callable[[], ServerSpec]]:
 def prerender_hit(run: Run) -> None:
     """nginx's file for the hit workload: the same rendition, encoded with our settings."""
     s = run.served[0]
-    options = transformer.encoder_options(HIT.fmt)
-    body = render(s.photo.path.read_bytes(), s.photo, HIT.target, HIT.fmt, options)
+    setting = transformer._encoder_settings.encoder_setting(HIT.fmt)
+    body = render(s.photo.path.read_bytes(), s.photo, HIT.target, HIT.fmt, setting)
     (run.root / "www" / PATH_BUILDERS["nginx"](s, HIT).lstrip("/")).write_bytes(body)
 
 
@@ -548,7 +549,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="IMGPRO_X=VALUE",
         help="extra environment for our server, e.g. IMGPRO_ACCESS_LOG=false (repeatable)",
     )
-    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    parser.add_argument("--corpus", type=Path, default=None,
+                        help="photos + MANIFEST.tsv (default: IMGPRO_CORPUS, ../shared/corpus)")
     parser.add_argument(
         "--cache-dir",
         type=Path,
@@ -592,6 +594,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     started = dt.datetime.now(dt.UTC)
     host_before = host_line()
+    args.corpus = corpus_dir(args.corpus)
     photos = load_photos(args.corpus)
     if args.quick:
         photos = photos[::3]

@@ -40,10 +40,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
+from bench.corpus import corpus_dir  # noqa: E402
 from transformer import SAVE_SUFFIX, configure, encoder_options, transform  # noqa: E402
 from transformer._sizing import target_dimensions  # noqa: E402
-
-DEFAULT_CORPUS = ROOT.parent / "shared" / "corpus"
 
 Candidate = tuple[str, dict[str, Any]]
 
@@ -227,7 +226,8 @@ def format_table(rows: list[Row], sizes: dict[str, str], corpus_len: int, repeat
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    parser.add_argument("--corpus", type=Path, default=None,
+                        help="photos + MANIFEST.tsv (default: IMGPRO_CORPUS, ../shared/corpus)")
     parser.add_argument("--formats", default="jpeg,webp,avif,png")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--images", type=int, default=None, help="first N corpus images only")
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     configure(vips_threads=1)
-    corpus = load_corpus(args.corpus, args.images)
+    corpus = load_corpus(corpus_dir(args.corpus), args.images)
     out: list[str] = []
     if not args.threads_only:
         rows: list[Row] = []

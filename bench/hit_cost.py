@@ -32,7 +32,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-CORPUS = Path(os.environ.get("IMGPRO_CORPUS") or ROOT.parent / "shared" / "corpus")
+
+from bench.corpus import corpus_dir  # noqa: E402
 
 
 async def lifespan_step(app: Any, kind: str, queue: asyncio.Queue, out: asyncio.Queue) -> None:
@@ -145,13 +146,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hits", type=int, default=20_000)
     parser.add_argument("--profile", action="store_true", help="cProfile the hits (slower)")
-    parser.add_argument("--photo", type=Path, default=CORPUS / "photo-storm-1920x1280.jpg")
+    parser.add_argument("--photo", type=Path, default=None,
+                        help="default: the storm photo of the corpus (IMGPRO_CORPUS)")
     parser.add_argument("--through", choices=("asgi", "protocol"), default="asgi",
                         help="call the ASGI app, or feed request bytes to our HTTP protocol")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as data_dir:
         os.environ["IMGPRO_DATA_DIR"] = data_dir
-        micros = asyncio.run(measure(args.photo, args.hits, args.profile, args.through))
+        photo = args.photo or corpus_dir() / "photo-storm-1920x1280.jpg"
+        micros = asyncio.run(measure(photo, args.hits, args.profile, args.through))
     print(f"{micros:.1f} us of our code per memory hit through {args.through} "
           f"({args.hits} hits)")
 

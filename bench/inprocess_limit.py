@@ -28,29 +28,32 @@ import pyvips
 
 import transformer
 from bench.workloads import Photo, load_photos
-from transformer import ENCODER_SETTINGS_VERSION, FORMATS, SAVE_SUFFIX, SHORT_EDGE, Format
+from transformer import ENCODER_SETTINGS_VERSION, FORMATS, SHORT_EDGE, Format
+from transformer._encoder_settings import DEFAULT_EFFORT, EFFORTS, EncoderSetting, encoder_setting
+from transformer._pipeline import encode_image
 
-ENCODER_SOURCE = f"transformer.encoder_options (settings version {ENCODER_SETTINGS_VERSION})"
+ENCODER_SOURCE = f"transformer.encoder_setting (settings version {ENCODER_SETTINGS_VERSION})"
 """Where the encoder settings come from: the transformer's own, so the limit and our server encode
-with exactly the same options."""
+with exactly the same settings (and the same encoder: jpegli for JPEG)."""
 
 
-def render(data: bytes, photo: Photo, target: int, fmt: Format, options: dict[str, Any]) -> bytes:
+def render(data: bytes, photo: Photo, target: int, fmt: Format, setting: EncoderSetting) -> bytes:
     """One rendition: shrink-on-load to the short-edge target, then encode."""
     big = 10_000_000
     width, height = (big, target) if photo.landscape else (target, big)
     image = pyvips.Image.thumbnail_buffer(data, width, height=height, size="down")
-    return bytes(image.write_to_buffer(SAVE_SUFFIX[fmt], **options))
+    return encode_image(image, fmt, setting)
 
 
 def measure(
-    photos: list[Photo], size: str, fmt: Format, seconds: float, threads: int
+    photos: list[Photo], size: str, fmt: Format, seconds: float, threads: int,
+    effort: str = DEFAULT_EFFORT,
 ) -> dict[str, Any]:
     """Keep ``threads`` workers rendering the rotation for ``seconds``; latencies per rendition."""
     originals = [p.path.read_bytes() for p in photos]
-    options = transformer.encoder_options(fmt)
+    setting = encoder_setting(fmt, effort)  # type: ignore[arg-type]
     target = SHORT_EDGE[size]  # type: ignore[index]
-    sizes = [len(render(originals[i], p, target, fmt, options)) for i, p in enumerate(photos)]
+    sizes = [len(render(originals[i], p, target, fmt, setting)) for i, p in enumerate(photos)]
 
     lock = threading.Lock()
     counter = iter(range(10**12))
@@ -62,7 +65,7 @@ def measure(
             with lock:
                 i = next(counter) % len(photos)
             t0 = time.perf_counter()
-            render(originals[i], photos[i], target, fmt, options)
+            render(originals[i], photos[i], target, fmt, setting)
             elapsed = time.perf_counter() - t0
             with lock:
                 latencies.append(elapsed)
@@ -82,7 +85,9 @@ def measure(
         "mean_bytes": statistics.fmean(sizes),
         "threads": threads,
         "vips_concurrency": pyvips.concurrency_get(),
-        "encoder": {"source": ENCODER_SOURCE, "options": {k: str(v) for k, v in options.items()}},
+        "encoder": {"source": ENCODER_SOURCE, "effort": effort, "encoder": setting.encoder,
+                    "quality": setting.quality,
+                    "options": {k: str(v) for k, v in setting.options.items()}},
     }
 
 
@@ -102,6 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="libvips threads per operation (default: transformer.configure's, as the server)",
     )
+    parser.add_argument(
+        "--effort", choices=EFFORTS, default=DEFAULT_EFFORT,
+        help="encoder settings (default: the library's default, which our server uses)",
+    )
     args = parser.parse_args(argv)
     # Same process-wide libvips set-up as the server: operation cache off, threads per operation.
     if args.vips_threads is None:
@@ -111,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     photos = load_photos(args.corpus)
     if args.photos:
         photos = photos[: args.photos]
-    result = measure(photos, args.size, args.fmt, args.seconds, args.threads)
+    result = measure(photos, args.size, args.fmt, args.seconds, args.threads, args.effort)
     print(json.dumps(result), flush=True)
     return 0
 

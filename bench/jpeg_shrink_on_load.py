@@ -1,6 +1,6 @@
 """What decoding JPEGs at a smaller scale costs in pixels and saves in CPU, over the corpus.
 
-    python bench/jpeg_shrink_on_load.py [--corpus ../shared/corpus]
+    python bench/jpeg_shrink_on_load.py [--corpus DIR]    # default: IMGPRO_CORPUS
 
 For each corpus JPEG and size it renders the short-edge target three ways: a full-resolution
 decode + lanczos3 (the reference), libvips' ``thumbnail_buffer`` (keeps a factor of two for the
@@ -23,6 +23,7 @@ import pyvips
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.corpus import corpus_dir  # noqa: E402
 from transformer._sizing import jpeg_shrink_on_load, target_dimensions  # noqa: E402
 from transformer._types import SIZES  # noqa: E402
 
@@ -51,14 +52,14 @@ def cpu_ms(build: Callable[[], pyvips.Image], repeat: int = 3) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", default=str(Path(__file__).resolve().parents[2] / "shared" /
-                                                 "corpus"))
+    parser.add_argument("--corpus", default=None,
+                        help="photos + MANIFEST.tsv (default: IMGPRO_CORPUS, ../shared/corpus)")
     args = parser.parse_args()
     pyvips.cache_set_max(0)
     print("| image | size | scale | PSNR libvips default dB | PSNR ours dB | CPU default ms "
           "| CPU ours ms |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
-    for path in sorted(Path(args.corpus).glob("*.jp*g")):
+    for path in sorted(corpus_dir(args.corpus).glob("*.jp*g")):
         data = path.read_bytes()
         full = pyvips.Image.new_from_buffer(data, "")
         for size in SIZES:

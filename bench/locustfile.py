@@ -25,12 +25,12 @@ row per size/format, and any status >= 400 (e.g. 503 backpressure) counts as a f
 from __future__ import annotations
 
 import random
-from pathlib import Path
 from typing import Any
 
 from locust import FastHttpUser, constant, events, task
 
-CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
+from bench.corpus import corpus_dir
+
 SIZES = ("s", "m", "l")
 FORMATS = ("jpeg", "png", "webp", "avif")
 HOT_SET = (("s", "webp"), ("m", "jpeg"))
@@ -47,10 +47,9 @@ def _add_options(parser: Any) -> None:
 def media_ids(option: str) -> list[str]:
     """The ids to request: the option's list, else the stems of the corpus files."""
     ids = [uid.strip() for uid in option.split(",") if uid.strip()]
-    if not ids and CORPUS.is_dir():
-        ids = sorted(p.stem for p in CORPUS.iterdir() if p.suffix in (".jpg", ".png", ".webp"))
     if not ids:
-        raise SystemExit("no media ids: pass --uids or keep ../shared/corpus next to the repo")
+        corpus = corpus_dir()  # explains itself when there is none
+        ids = sorted(p.stem for p in corpus.iterdir() if p.suffix in (".jpg", ".png", ".webp"))
     return ids
 
 

@@ -1,4 +1,5 @@
-"""What every cache layer stores: the bytes and a digest that doubles as the strong ETag."""
+"""What every cache layer stores: the bytes, a digest that doubles as the strong ETag, and
+whether the rendition is final or a provisional fast encode still to be refined."""
 
 from __future__ import annotations
 
@@ -15,10 +16,13 @@ def digest_of(data: bytes) -> str:
 class Entry:
     data: bytes
     digest: str
+    final: bool = True
+    """False for a provisional rendition (a fast encode served with a short max-age) that a
+    background re-encode will replace; its bytes differ, so its ETag does too."""
 
     @classmethod
-    def of(cls, data: bytes) -> Entry:
-        return cls(data, digest_of(data))
+    def of(cls, data: bytes, *, final: bool = True) -> Entry:
+        return cls(data, digest_of(data), final)
 
     @property
     def etag(self) -> str:

@@ -22,6 +22,7 @@ class RenditionCache:
         self.disk = disk
         self._flights: SingleFlight[Entry] = SingleFlight()
         self._writes: set[asyncio.Task[bool]] = set()
+        self._last_write: dict[str, asyncio.Task[bool]] = {}  # per key: writes land in order
         # A production that started before a purge of its image must not refill the caches.
         self._purge_seq = 0
         self._purged: TTLCache[str, int] = TTLCache(maxsize=65536, ttl=3600)
@@ -38,8 +39,13 @@ class RenditionCache:
         """Memory layer only: the synchronous fast path for hits."""
         return self.memory.get(key)
 
+    @property
+    def enabled(self) -> bool:
+        """Whether any layer keeps renditions (with none, nothing can be refined later)."""
+        return self.memory.enabled or self.disk.enabled
+
     async def get_or_produce(
-        self, key: str, producer: Callable[[], Awaitable[bytes]]
+        self, key: str, producer: Callable[[], Awaitable[Entry]]
     ) -> tuple[Entry, Layer]:
         entry = self.memory.get(key)
         if entry is not None:
@@ -58,19 +64,48 @@ class RenditionCache:
         started = self._purge_seq
 
         async def produce() -> Entry:
-            produced = Entry.of(await producer())
-            if self._purged.get(group, -1) > started:
-                return produced
-            self.memory.put(key, produced)
-            if self.disk.enabled:
-                # The response need not wait for the disk; close() waits for stragglers.
-                task = asyncio.create_task(self.disk.put(key, produced))
-                self._writes.add(task)
-                task.add_done_callback(self._writes.discard)
+            produced = await producer()
+            if self._purged.get(group, -1) <= started:
+                self._keep(key, produced)
             return produced
 
         entry, shared = await self._flights.run(key, produce)
         return entry, "coalesced" if shared else "miss"
+
+    def epoch(self) -> int:
+        """A mark to pass to ``replace``: purges after it win over a late replacement."""
+        return self._purge_seq
+
+    def replace(self, key: str, entry: Entry, *, since: int) -> bool:
+        """Swap in a new entry for ``key`` (a refined rendition) in memory now and on disk in
+        the background, unless its image was purged after ``since``; returns whether it was."""
+        group, _variant = split_key(key)
+        if self._purged.get(group, -1) > since:
+            return False
+        self._keep(key, entry)
+        return True
+
+    def _keep(self, key: str, entry: Entry) -> None:
+        self.memory.put(key, entry)
+        if not self.disk.enabled:
+            return
+        # The response need not wait for the disk; close() waits for stragglers. A key's writes
+        # are chained, so a refined entry is never overwritten by its provisional one's write.
+        task = asyncio.create_task(self._write_after(self._last_write.get(key), key, entry))
+        self._writes.add(task)
+        self._last_write[key] = task
+        task.add_done_callback(lambda done: self._written(key, done))
+
+    async def _write_after(self, previous: asyncio.Task[bool] | None, key: str,
+                           entry: Entry) -> bool:
+        if previous is not None:
+            await asyncio.wait([previous])
+        return await self.disk.put(key, entry)
+
+    def _written(self, key: str, task: asyncio.Task[bool]) -> None:
+        self._writes.discard(task)
+        if self._last_write.get(key) is task:
+            del self._last_write[key]
 
     async def purge(self, group: str) -> None:
         """Drop every cached variant of one image (all sizes and formats)."""

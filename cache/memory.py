@@ -51,10 +51,6 @@ class MemoryCache:
         self._lru[key] = entry
         return True
 
-    def discard(self, key: str) -> None:
-        if self._lru is not None:
-            self._lru.pop(key, None)
-
     def discard_prefix(self, prefix: str) -> int:
         """Drop every key under a prefix (all renditions of one image): a scan; purges are rare."""
         if self._lru is None:

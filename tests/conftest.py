@@ -1,4 +1,4 @@
-"""Fixtures shared by every test folder: the corpus, and a real ``imgpro serve`` process."""
+"""Fixtures shared by every test folder: the test images, and a real ``imgpro serve`` process."""
 
 from __future__ import annotations
 
@@ -17,20 +17,13 @@ from typing import IO
 import httpx
 import pytest
 
+from tests.images.build import test_images_dir
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _find_corpus() -> Path:
-    """The shared corpus beside the checkout, wherever CI cloned it, or IMGPRO_CORPUS."""
-    candidates = [os.environ.get("IMGPRO_CORPUS"), ROOT.parent / "shared" / "corpus",
-                  "/work/shared/corpus"]
-    for candidate in candidates:
-        if candidate and (Path(candidate) / "MANIFEST.tsv").exists():
-            return Path(candidate).resolve()
-    return (ROOT.parent / "shared" / "corpus").resolve()
-
-
-CORPUS = _find_corpus()
+CORPUS = test_images_dir()
+"""The test images (``tests/images``): kept in the repository or built from it, never skipped."""
 
 
 @dataclass(frozen=True)
@@ -47,10 +40,7 @@ class CorpusImage:
 
 
 def load_corpus() -> list[CorpusImage]:
-    manifest = CORPUS / "MANIFEST.tsv"
-    if not manifest.exists():
-        return []
-    with manifest.open() as fh:
+    with (CORPUS / "MANIFEST.tsv").open() as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
     return [
         CorpusImage(CORPUS / r["file"], r["format"], int(r["width"]), int(r["height"]),
@@ -61,12 +51,8 @@ def load_corpus() -> list[CorpusImage]:
 
 @pytest.fixture(scope="session")
 def corpus() -> list[CorpusImage]:
-    images = load_corpus()
-    if not images:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"corpus not found at {CORPUS}; set IMGPRO_CORPUS")
-        pytest.skip(f"corpus not found at {CORPUS}; set IMGPRO_CORPUS")
-    return images
+    """Every test image, real photos of several formats, sizes and orientations."""
+    return load_corpus()
 
 
 @dataclass

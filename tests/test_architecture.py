@@ -174,3 +174,22 @@ def test_import_transformer_loads_no_server_dependency() -> None:
     assert "transformer" in loaded and "pyvips" in loaded  # the check sees what it loads
     heavy = [m for m in loaded if any(m == d or m.startswith(d + ".") for d in SERVER_DEPENDENCIES)]
     assert heavy == []
+
+
+SUPERVISOR_MUST_NOT_LOAD = ("pyvips", "numpy", "PIL", "sqlalchemy", "httpx", "rich",
+                            "prometheus_client", "aiobotocore", "transformer", "cache")
+
+
+def test_the_serve_supervisor_stays_light() -> None:
+    """``imgpro serve --workers N`` keeps one supervisor process up beside the workers: what
+    it imports (the serve parser, start-up, settings, the protocol class) must not drag in
+    libvips, the database layer or the clients, or every node pays their memory once more."""
+    code = ("import sys; from api import cli; cli.build_parser(serve_only=True); "
+            "import api.serving.server; from api.settings import Settings; Settings(); "
+            "print('\\n'.join(sorted(sys.modules)))")
+    loaded = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                            text=True, check=True).stdout.split()
+    assert "uvicorn" in loaded and "api.serving.http_protocol" in loaded
+    heavy = [m for m in loaded
+             if any(m == d or m.startswith(d + ".") for d in SUPERVISOR_MUST_NOT_LOAD)]
+    assert heavy == []

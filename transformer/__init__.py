@@ -4,10 +4,15 @@
     rendition = transform(open("photo.jpg", "rb").read(), size="m", fmt="webp")
 """
 
-from transformer._encoder_settings import ENCODER_SETTINGS_VERSION, SAVE_SUFFIX, encoder_options
+from transformer._encoder_settings import (
+    ENCODER_SETTINGS_VERSION,
+    SAVE_SUFFIX,
+    Effort,
+    encoder_options,
+)
 from transformer._engine import configure
 from transformer._errors import ImageTooLarge, TransformError, TransformTimeout, UnsupportedImage
-from transformer._pipeline import transform
+from transformer._pipeline import DEFAULT_MAX_PIXELS, transform
 from transformer._probe import probe
 from transformer._sizing import target_dimensions
 from transformer._sniff import SNIFF_BYTES, sniff_format
@@ -24,8 +29,10 @@ from transformer._types import (
 )
 
 __all__ = [
+    "DEFAULT_MAX_PIXELS",
     "ENCODER_SETTINGS_VERSION",
     "EXTENSION_ALIASES",
+    "Effort",
     "FORMATS",
     "MEDIA_TYPES",
     "SAVE_SUFFIX",

@@ -1,102 +1,165 @@
 """Encoder settings of every rendition: the one place they are defined.
 
-They were chosen by measurement (``python bench/encoder_settings.py``; the table and the
-reasoning are in README, "Encoder settings and how they were chosen"). Changing any value here
-changes the bytes of renditions, so ``ENCODER_SETTINGS_VERSION`` must change with it: the
-rendition caches include it in their keys, and old renditions then simply stop being hit.
+Each output format has two settings, named by ``Effort``:
+
+- ``"fast"``: what a CDN miss can afford to wait for (a client is on the line);
+- ``"final"``: the smallest bytes at the same visual quality that a background CPU budget
+  allows, for a rendition that is computed once and then served many times.
+
+Both aim at the same visual quality: the SSIMULACRA2 score that sharp (ipx) reaches at q80,
+the quality the comparison with the peers assumes. That is why the quality number differs
+between settings and encoders: each encoder needs its own q to reach that score. The settings
+were chosen by measurement (``python -m bench.quality``; the tables, the command and the
+reasoning are in docs/bench-quality.md and README, "Encoder settings and how they were
+chosen").
+
+Changing any value here changes the bytes of renditions, so ``ENCODER_SETTINGS_VERSION`` must
+change with it: the rendition caches include it in their keys, and old renditions then simply
+stop being hit.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
 
 import pyvips
 
 from transformer._types import Format
 
-ENCODER_SETTINGS_VERSION = "e4"
+ENCODER_SETTINGS_VERSION = "e5"
 """Bump whenever a constant below changes (part of every rendition cache key).
-e4: every rendition declares 72 dpi (``PIXELS_PER_MM``) whatever its original said."""
+e4: every rendition declares 72 dpi (``PIXELS_PER_MM``) whatever its original said.
+e5: JPEG through jpegli; fast and final settings per format, each at the q that reaches the
+score of sharp's q80."""
+
+REFERENCE_QUALITY = 80
+"""sharp's (ipx's) quality whose SSIMULACRA2 score every lossy setting below is tuned to reach
+(docs/bench-quality.md): the comparison with the peers is at equal visual quality, not at equal
+q, since q means something different to every encoder."""
+
+Effort = Literal["fast", "final"]
+"""Which of a format's two settings to encode with (see the module docstring)."""
+EFFORTS: tuple[Effort, ...] = get_args(Effort)
+
+DEFAULT_EFFORT: Effort = "final"
+"""The library's default. A caller of the library usually encodes once and stores or serves
+the result many times, so the smaller bytes are worth the encode time; a caller with a client
+waiting (a CDN miss) asks for ``"fast"`` explicitly."""
+
+Encoder = Literal["libvips", "jpegli"]
 
 PIXELS_PER_MM = 72 / 25.4
 """The density every rendition declares (JFIF, pHYs, ...): 72 dpi, as sharp writes. An
 original's own density is print metadata, meaningless on the web; copying it made a
 rendition's bytes depend on which decoder read the original (README, "Transform library")."""
 
-QUALITY = 80
-"""The same quality everywhere, as the comparison with sharp/ipx and thumbor assumes."""
-
-JPEG_OPTIMIZE_CODING = True
-"""Optimal Huffman tables: -3 % bytes for ~2 ms, the same pixels (sharp's default too)."""
-JPEG_INTERLACE = True
-"""Progressive: a further -1.4 % bytes for ~6 ms per m rendition, the same pixels, and
-browsers show a whole preview early."""
-JPEG_TRELLIS_QUANT = False
-"""-11 % bytes but lower SSIM (0.9781 vs 0.9795) and ~+24 ms (5x the encode): not at q80."""
-JPEG_OVERSHOOT_DERINGING = False
-JPEG_OPTIMIZE_SCANS = False
-"""-2 % more bytes for ~+18 ms: the encode would cost 2.5x as much as progressive alone."""
-JPEG_QUANT_TABLE = 0
-"""Table 3 (ImageMagick) saves 6 % bytes only by lowering quality (SSIM 0.9769)."""
-JPEG_SUBSAMPLE_MODE = "on"
-"""Always 4:2:0 chroma, as sharp does at q80 (libvips' "auto" gives 4:2:0 below Q90 anyway)."""
-
-WEBP_EFFORT = 2
-"""1.04x the bytes of sharp's effort 4 at half its encode CPU (48 vs 91 ms for m); effort 3
-saves only 3 % more bytes but costs as much as 4."""
-WEBP_SMART_SUBSAMPLE = False
-"""Costs 2x the encode and makes files bigger at the same SSIM."""
-
-AVIF_EFFORT = 0
-"""~126 ms for an l rendition against 8.1 s at libvips' default 4 (1.14x the bytes, same SSIM);
-effort 1 already takes 379 ms, too slow for a CDN miss at 8 concurrent on 2 cores."""
-AVIF_SUBSAMPLE_MODE = "on"
-
-PNG_COMPRESSION = 6
-"""zlib's default: level 9 saves 4 % for +74 % CPU, level 1 costs 21 % more bytes."""
-PNG_PALETTE = False
-"""Quantising to 256 colours is lossy and took ~1.2 s per m photo."""
-
-SAVE_SUFFIX: dict[Format, str] = {"jpeg": ".jpg", "png": ".png", "webp": ".webp", "avif": ".avif"}
-"""The suffix that picks libvips' saver in ``Image.write_to_buffer``."""
-
 _NO_METADATA = pyvips.ForeignKeep.NONE
 """Renditions carry no EXIF/XMP/IPTC/ICC: pixels are converted to sRGB first, which browsers
 assume for untagged images, and EXIF alone costs up to ~49 KB per rendition."""
 
 
-def encoder_options(fmt: Format) -> dict[str, Any]:
-    """Keyword arguments for ``image.write_to_buffer(SAVE_SUFFIX[fmt], **options)``.
+@dataclass(frozen=True)
+class EncoderSetting:
+    """One way to encode a rendition: the encoder, its quality, and libvips saver options.
 
-    The CDN, the embedded library and the benchmarks' in-process baseline all encode with
-    exactly these, so their figures compare like with like.
+    ``options`` are keyword arguments of libvips' saver besides ``Q`` and ``keep``. A jpegli
+    setting has a ``fallback``: the libvips setting used for what jpegli cannot take
+    (greyscale) or when it fails.
     """
-    if fmt == "jpeg":
-        return {
-            "Q": QUALITY,
-            "optimize_coding": JPEG_OPTIMIZE_CODING,
-            "trellis_quant": JPEG_TRELLIS_QUANT,
-            "overshoot_deringing": JPEG_OVERSHOOT_DERINGING,
-            "optimize_scans": JPEG_OPTIMIZE_SCANS,
-            "quant_table": JPEG_QUANT_TABLE,
-            "interlace": JPEG_INTERLACE,
-            "subsample_mode": JPEG_SUBSAMPLE_MODE,
-            "keep": _NO_METADATA,
-        }
-    if fmt == "webp":
-        return {
-            "Q": QUALITY,
-            "effort": WEBP_EFFORT,
-            "smart_subsample": WEBP_SMART_SUBSAMPLE,
-            "keep": _NO_METADATA,
-        }
-    if fmt == "avif":
-        return {
-            "Q": QUALITY,
-            "effort": AVIF_EFFORT,
-            "subsample_mode": AVIF_SUBSAMPLE_MODE,
-            "keep": _NO_METADATA,
-        }
-    if fmt == "png":
-        return {"compression": PNG_COMPRESSION, "palette": PNG_PALETTE, "keep": _NO_METADATA}
-    raise ValueError(f"unknown output format {fmt!r}")
+
+    encoder: Encoder
+    quality: int | None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    fallback: EncoderSetting | None = None
+
+    def libvips_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``image.write_to_buffer(SAVE_SUFFIX[fmt], **options)``."""
+        if self.encoder != "libvips":
+            raise ValueError(f"a {self.encoder} setting has no libvips options")
+        quality = {} if self.quality is None else {"Q": self.quality}
+        return {**quality, **self.options, "keep": _NO_METADATA}
+
+    def with_quality(self, quality: int) -> EncoderSetting:
+        """The same setting at another quality (the benchmarks sweep it)."""
+        return EncoderSetting(self.encoder, quality, self.options, self.fallback)
+
+
+# ---- JPEG ----------------------------------------------------------------------------------
+
+JPEG_LIBVIPS = EncoderSetting("libvips", 80, {
+    "optimize_coding": True,   # optimal Huffman tables: -3 % bytes for ~2 ms, same pixels
+    "interlace": True,         # progressive: -1.4 % bytes for ~6 ms, same pixels
+    "trellis_quant": False,    # -11 % bytes only by lowering quality, 5x the encode
+    "overshoot_deringing": False,
+    "optimize_scans": False,   # -2 % bytes for 2.5x the encode of progressive alone
+    "quant_table": 0,          # table 3 saves bytes only by lowering quality
+    "subsample_mode": "on",    # 4:2:0 chroma, as sharp does at q80
+})
+"""libvips' own JPEG saver (libjpeg-turbo / mozjpeg inside pyvips-binary): jpegli's fallback,
+settings e4 unchanged (at q80 it reaches the score of sharp's q80)."""
+
+JPEG_FAST = EncoderSetting("jpegli", 83, fallback=JPEG_LIBVIPS)
+"""jpegli (``transformer._jpegli``), baseline 4:2:0: smaller than libvips at equal score and
+faster to encode."""
+JPEG_FINAL = EncoderSetting("jpegli", 83, {"progressive": True}, fallback=JPEG_LIBVIPS)
+"""The same jpegli encode, then rewritten losslessly as progressive with optimal Huffman tables
+(the same pixels, fewer bytes, several times the CPU of the encode). Every browser decodes
+baseline and progressive JPEG alike."""
+
+# ---- WebP ----------------------------------------------------------------------------------
+
+WEBP_FAST = EncoderSetting("libvips", 80, {"effort": 2, "smart_subsample": False})
+"""Effort 2: about half the encode CPU of effort 4 (effort 3 costs as much as 4)."""
+WEBP_FINAL = WEBP_FAST
+
+# ---- AVIF ----------------------------------------------------------------------------------
+
+AVIF_FAST = EncoderSetting("libvips", 80, {"effort": 0, "subsample_mode": "on"})
+"""Effort 0: effort 1 already takes 3x the CPU, too slow for a miss at l on 2 cores."""
+AVIF_FINAL = AVIF_FAST
+
+# ---- PNG -----------------------------------------------------------------------------------
+
+PNG_SETTING = EncoderSetting("libvips", None, {"compression": 6, "palette": False})
+"""zlib's default level (9 saves 4 % for +74 % CPU); no palette (lossy, ~1.2 s per m photo).
+Lossless, and as fast as it gets: the same for both efforts."""
+
+SETTINGS: dict[tuple[Format, Effort], EncoderSetting] = {
+    ("jpeg", "fast"): JPEG_FAST,
+    ("jpeg", "final"): JPEG_FINAL,
+    ("webp", "fast"): WEBP_FAST,
+    ("webp", "final"): WEBP_FINAL,
+    ("avif", "fast"): AVIF_FAST,
+    ("avif", "final"): AVIF_FINAL,
+    ("png", "fast"): PNG_SETTING,
+    ("png", "final"): PNG_SETTING,
+}
+
+SAVE_SUFFIX: dict[Format, str] = {"jpeg": ".jpg", "png": ".png", "webp": ".webp", "avif": ".avif"}
+"""The suffix that picks libvips' saver in ``Image.write_to_buffer``."""
+
+
+def encoder_setting(fmt: Format, effort: Effort = DEFAULT_EFFORT) -> EncoderSetting:
+    """The setting ``transform`` encodes ``fmt`` with at ``effort``."""
+    if effort not in EFFORTS:
+        raise ValueError(f"unknown effort {effort!r}; expected one of {EFFORTS}")
+    try:
+        return SETTINGS[(fmt, effort)]
+    except KeyError:
+        raise ValueError(f"unknown output format {fmt!r}") from None
+
+
+def encoder_options(fmt: Format, effort: Effort = DEFAULT_EFFORT) -> dict[str, Any]:
+    """libvips saver keywords for ``fmt``: ``image.write_to_buffer(SAVE_SUFFIX[fmt], **options)``.
+
+    For a format encoded by jpegli these are its libvips fallback's. The CDN, the embedded
+    library and the benchmarks' in-process baseline all encode with these settings, so their
+    figures compare like with like.
+    """
+    setting = encoder_setting(fmt, effort)
+    if setting.encoder != "libvips":
+        assert setting.fallback is not None
+        setting = setting.fallback
+    return setting.libvips_options()

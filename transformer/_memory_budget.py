@@ -2,8 +2,8 @@
 
 Most inputs stream through libvips a few scanlines at a time: baseline JPEG (with shrink-on-load),
 non-interlaced PNG, TIFF, SVG. Others cannot: libjpeg keeps every DCT coefficient of a
-progressive JPEG (measured here: a 72 MP progressive JPEG took 268 MB and 1.2 s, the same
-picture as baseline 64 MB and 0.23 s), libspng reads an interlaced PNG whole, libnsgif keeps a
+progressive JPEG (several times the memory of the same picture as baseline; README, "Limits
+and errors", has the measurement), libspng reads an interlaced PNG whole, libnsgif keeps a
 full frame, libwebp and libheif decode whole frames, and Pillow decodes a BMP whole.
 
 Such decodes reserve an estimate of their bytes from one process-wide budget and wait (within

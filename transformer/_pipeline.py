@@ -13,7 +13,8 @@ one tuple rather than out of a long function:
                        SVG rendered at the target size in a killable child process
     to_srgb_8bit       embedded ICC profile -> sRGB; 16-bit / odd colour spaces -> 8-bit
     flatten_alpha      JPEG has no alpha: composite on white
-    encode             the format's saver with the measured settings, no metadata, deadline
+    encode             jpegli for JPEG (libvips as its fallback), libvips' saver for the others,
+                       with the measured fast or final setting, no metadata, deadline
 
 libvips evaluates lazily, so most of the work happens inside ``encode``; the steps before it
 only build the pipeline. That is also why the time limit is enforced by the deadline watching
@@ -35,9 +36,18 @@ from dataclasses import dataclass, field
 
 import pyvips
 
+from transformer import _jpegli
 from transformer._completeness import check_complete
 from transformer._deadline import Deadline
-from transformer._encoder_settings import PIXELS_PER_MM, SAVE_SUFFIX, encoder_options
+from transformer._encoder_settings import (
+    DEFAULT_EFFORT,
+    EFFORTS,
+    PIXELS_PER_MM,
+    SAVE_SUFFIX,
+    Effort,
+    EncoderSetting,
+    encoder_setting,
+)
 from transformer._engine import ensure_initialised
 from transformer._errors import UnsupportedImage
 from transformer._memory_budget import MemoryBudget
@@ -76,6 +86,7 @@ class Job:
     data: bytes
     size: Size | None
     fmt: Format
+    setting: EncoderSetting
     max_pixels: int
     deadline: Deadline
     resources: ExitStack
@@ -204,12 +215,34 @@ def encode(job: Job) -> None:
     job.deadline.check()
     job.deadline.watch(image)  # the image written: its evaluation is what the deadline stops
     try:
-        job.output = image.write_to_buffer(SAVE_SUFFIX[job.fmt], **encoder_options(job.fmt))
+        job.output = encode_image(image, job.fmt, job.setting)
     except pyvips.Error as exc:
         if job.deadline.killed:
             raise job.deadline.timeout_error() from exc
         fmt = job.require_header().info.format.upper()
         raise UnsupportedImage(f"could not decode the {fmt} image (truncated or corrupt)") from exc
+
+
+def encode_image(image: pyvips.Image, fmt: Format, setting: EncoderSetting) -> bytes:
+    """``image`` (8-bit sRGB or grey, alpha already flattened for JPEG) encoded with ``setting``.
+
+    A jpegli setting encodes with jpegli what it can take and falls back to its libvips setting
+    for the rest, or when jpegli fails (``transformer._jpegli``). The benchmarks call this too,
+    so that what they measure is what ``transform`` writes.
+    """
+    if setting.encoder == "jpegli":
+        if setting.quality is not None and _jpegli.can_encode(image):
+            # Computed once: a fallback after a jpegli failure re-encodes these pixels rather
+            # than re-running a decode that may only read its source once (sequential access).
+            image = image.copy_memory()
+            data = _jpegli.encode(image, setting.quality,
+                                  progressive=bool(setting.options.get("progressive")))
+            if data is not None:
+                return data
+        if setting.fallback is None:
+            raise ValueError("a jpegli setting needs a libvips fallback")
+        setting = setting.fallback
+    return bytes(image.write_to_buffer(SAVE_SUFFIX[fmt], **setting.libvips_options()))
 
 
 PIPELINE: tuple[Step, ...] = (
@@ -226,7 +259,8 @@ PIPELINE: tuple[Step, ...] = (
 
 
 def transform(data: bytes, size: Size | None = None, fmt: Format = "jpeg", *,
-              max_pixels: int = DEFAULT_MAX_PIXELS, timeout: float | None = None) -> Rendition:
+              max_pixels: int = DEFAULT_MAX_PIXELS, timeout: float | None = None,
+              effort: Effort = DEFAULT_EFFORT) -> Rendition:
     """Resize ``data`` so its short edge is the named ``size`` and encode it as ``fmt``.
 
     ``size`` None keeps the original dimensions; smaller images are never upscaled. EXIF
@@ -236,12 +270,20 @@ def transform(data: bytes, size: Size | None = None, fmt: Format = "jpeg", *,
     Raises ``UnsupportedImage`` (not an image, truncated, unsupported type), ``ImageTooLarge``
     (declared pixels over ``max_pixels``, refused before decoding) or ``TransformTimeout``
     (over ``timeout`` seconds); all are ``TransformError``. Safe to call from many threads.
+
+    ``effort`` picks the encoder setting (``transformer._encoder_settings``): ``"final"``, the
+    default, gives the smallest bytes at the target visual quality and suits a rendition that is
+    stored or served many times; ``"fast"`` gives the same visual quality in a fraction of the
+    encode time, at more bytes, for a client that is waiting (a CDN miss).
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown output format {fmt!r}; expected one of {FORMATS}")
+    if effort not in EFFORTS:
+        raise ValueError(f"unknown effort {effort!r}; expected one of {EFFORTS}")
     ensure_initialised()
     with ExitStack() as resources:
-        job = Job(data=bytes(data), size=size, fmt=fmt, max_pixels=max_pixels,
+        job = Job(data=bytes(data), size=size, fmt=fmt, setting=encoder_setting(fmt, effort),
+                  max_pixels=max_pixels,
                   deadline=Deadline(timeout), resources=resources)
         for step in PIPELINE:
             job.deadline.check()

@@ -2,9 +2,9 @@
 
 librsvg cannot be interrupted: libvips' kill flag (``transformer._deadline``) is checked
 between tiles, and one tile of an SVG with a large blur filter is one librsvg call that ran
-for minutes; parsing an SVG of 330 000 elements (9 MB, under the upload limit) took 600 MB
-that glibc then kept. So librsvg never runs in a server process. Each SVG operation starts
-``transformer/_svg_child.py`` with the SVG on stdin, and:
+for minutes; and parsing memory grows with the document (an SVG under the upload limit took
+hundreds of MB, which glibc then kept; docs/design.md). So librsvg never runs in a server
+process. Each SVG operation starts ``transformer/_svg_child.py`` with the SVG on stdin, and:
 
 - time: the child is killed (SIGKILL, then reaped) when the transform's deadline expires
   (``TransformTimeout``) or, for a probe, after ``SVG_PROBE_TIMEOUT`` (``UnsupportedImage``);
@@ -21,12 +21,10 @@ that glibc then kept. So librsvg never runs in a server process. Each SVG operat
 The pixels come back raw (8-bit sRGBA from librsvg) and become a libvips image in memory; the
 rest of the pipeline (colour, alpha, encode) is the same as for every other input.
 
-Fixed cost of the child start, measured on this machine (2 cores, load average 1.8 from other
-work; ``python bench/svg_sandbox.py``, median of 10 runs, a 1000x500 one-rect SVG, two runs):
-a probe 49-63 ms through the child against 0.2 ms in-process, a 640x320 render 61-69 ms against
-1.5 ms. An upload pays one probe; a rendition pays a probe and a render (~110-130 ms), once,
-since renditions are cached. Most of it is starting Python with its site-packages (~22 ms)
-and importing pyvips and libvips (~16 ms).
+The price is a child start per operation (``python bench/svg_sandbox.py`` measures it; README,
+"Limits and errors", has the figures): mostly starting Python with its site-packages and
+importing pyvips. An upload pays one probe; a rendition pays a probe and a render, once, since
+renditions are cached.
 """
 
 from __future__ import annotations
@@ -51,8 +49,8 @@ MAX_SVG_CHILDREN = 2
 """SVG children alive at once per process; one more SVG waits for a slot (within its time)."""
 
 SVG_CHILD_MEMORY = 1 << 30
-"""Address-space limit of a child (1 GiB): a 25 MP raster (``SVG_MAX_RASTER_PIXELS``) is
-100 MB as RGBA and rendered in ~200 MB RSS here; Python, libvips and librsvg map ~250 MB."""
+"""Address-space limit of a child (1 GiB): room for the largest raster we allow
+(``SVG_MAX_RASTER_PIXELS`` as RGBA), its rendering, and what Python, libvips and librsvg map."""
 
 SVG_PROBE_TIMEOUT = 10.0
 """Seconds an SVG's header (librsvg parses the whole document) may take before it is refused."""

@@ -2,7 +2,7 @@
 
 Why: decoding into one buffer with TurboJPEG and handing that to libvips costs less CPU than
 libvips' own ``jpegload`` at the same DCT scale, for the same pixels (README, "Transform
-library", has the figures: identical renditions, ~10 % less CPU per m JPEG rendition).
+library", has the figures and the command that measured them).
 
 The scale is the one libvips would use (``transformer._sizing.jpeg_shrink_on_load``: 1/1, 1/2,
 1/4 or 1/8), not TurboJPEG's finer M/8 steps: those were faster still, but decoding a detailed

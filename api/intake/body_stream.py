@@ -2,7 +2,7 @@
 
 uvicorn times out idle keep-alive connections but not a body that stops arriving: an upload
 that sends 19 MB and then nothing kept its buffer and its connection for as long as the client
-liked (hostile-input audit: 8 such connections, +150 MB RSS, never released). Every body the
+liked, and the memory was never released (hostile-input audit). Every body the
 API reads goes through ``body_chunks``: no byte for ``IDLE_SECONDS`` or the whole body taking
 longer than ``TOTAL_SECONDS`` is a 408 that closes the connection and drops what was read.
 """

@@ -81,7 +81,7 @@ def check_fields_for(uploader: Uploader, fields: dict[str, Any]) -> None:
 async def probe_image(ctx: ApiContext, data: bytes, *,
                       authenticated: bool) -> transformer.ImageInfo:
     try:
-        info = await asyncio.to_thread(transformer.probe, data, max_pixels=ctx.settings.max_pixels)
+        info = await asyncio.to_thread(transformer.probe, data, max_pixels=ctx.max_pixels)
     except transformer.ImageTooLarge as exc:
         raise FileTooLarge(f"The image is too large: {exc.message}") from None
     except transformer.TransformError as exc:

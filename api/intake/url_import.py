@@ -26,7 +26,7 @@ Exceptions (the API maps them to its error codes)::
     ImportFetchError
      +-- InvalidImportUrl   the URL (or a redirect target) is not acceptable: scheme, credentials,
      |                      malformed, or an address that is not public
-     +-- FetchFailed        DNS failure, connection error, timeout, non-2xx, too many redirects
+     +-- SourceUnreachable  DNS failure, connection error, timeout, non-2xx, too many redirects
      +-- FetchTooLarge      more than max_bytes (declared or streamed)
 """
 
@@ -44,7 +44,7 @@ import httpx
 
 __all__ = [
     "MAX_REDIRECTS",
-    "FetchFailed",
+    "SourceUnreachable",
     "FetchTooLarge",
     "FetchedImage",
     "ImportFetchError",
@@ -89,7 +89,7 @@ class InvalidImportUrl(ImportFetchError):
     """The URL or a redirect target is refused by the rules, before any connection to it."""
 
 
-class FetchFailed(ImportFetchError):
+class SourceUnreachable(ImportFetchError):
     """The remote side did not deliver: DNS, connection, timeout, HTTP status, redirects."""
 
 
@@ -124,7 +124,7 @@ async def fetch_image(
         async with asyncio.timeout(total_timeout):
             return await fetch.run(url)
     except TimeoutError:
-        raise FetchFailed(f"the fetch did not complete within {total_timeout:g} s") from None
+        raise SourceUnreachable(f"the fetch did not complete within {total_timeout:g} s") from None
 
 
 def is_public_address(address: IPAddress) -> bool:
@@ -202,11 +202,11 @@ class _Fetch:
                     url = self._redirect_target(url, response)
                     continue
                 if not 200 <= response.status_code < 300:
-                    raise FetchFailed(f"the server answered HTTP {response.status_code}")
+                    raise SourceUnreachable(f"the server answered HTTP {response.status_code}")
                 data = await self._read_body(response)
                 media_type = response.headers.get("content-type", "").partition(";")[0]
                 return FetchedImage(data, media_type.strip().lower() or None, str(url))
-        raise FetchFailed(f"more than {MAX_REDIRECTS} redirects")
+        raise SourceUnreachable(f"more than {MAX_REDIRECTS} redirects")
 
     async def _checked_addresses(self, url: httpx.URL) -> list[IPAddress]:
         host = url.raw_host.decode("ascii")
@@ -257,15 +257,15 @@ class _Fetch:
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 last_error = exc  # try the host's next address
             except httpx.TimeoutException:
-                raise FetchFailed("the server did not answer in time") from None
+                raise SourceUnreachable("the server did not answer in time") from None
             except httpx.HTTPError as exc:
-                raise FetchFailed(f"the fetch failed: {_describe(exc)}") from None
-        raise FetchFailed(f"could not connect to {url.host}: {_describe(last_error)}")
+                raise SourceUnreachable(f"the fetch failed: {_describe(exc)}") from None
+        raise SourceUnreachable(f"could not connect to {url.host}: {_describe(last_error)}")
 
     def _redirect_target(self, url: httpx.URL, response: httpx.Response) -> httpx.URL:
         location = response.headers.get("location")
         if not location:
-            raise FetchFailed(f"HTTP {response.status_code} redirect without a Location")
+            raise SourceUnreachable(f"HTTP {response.status_code} redirect without a Location")
         try:
             target = url.join(location)
         except (httpx.InvalidURL, ValueError, TypeError):
@@ -278,7 +278,8 @@ class _Fetch:
             raise FetchTooLarge(f"the image is larger than {self.max_bytes} bytes")
         encoding = response.headers.get("content-encoding", "identity").strip().lower()
         if encoding not in ("", "identity"):
-            raise FetchFailed(f"the server sent a {encoding}-encoded body; identity was asked")
+            raise SourceUnreachable(
+                f"the server sent a {encoding}-encoded body; identity was asked")
         body = bytearray()
         try:
             async for chunk in response.aiter_raw():
@@ -286,9 +287,9 @@ class _Fetch:
                 if len(body) > self.max_bytes:
                     raise FetchTooLarge(f"the image is larger than {self.max_bytes} bytes")
         except httpx.TimeoutException:
-            raise FetchFailed("the server stopped sending in time") from None
+            raise SourceUnreachable("the server stopped sending in time") from None
         except httpx.HTTPError as exc:
-            raise FetchFailed(f"the download broke off: {_describe(exc)}") from None
+            raise SourceUnreachable(f"the download broke off: {_describe(exc)}") from None
         return bytes(body)
 
 
@@ -302,14 +303,14 @@ async def _resolve(host: str, port: int) -> list[IPAddress]:
             host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
         )
     except (socket.gaierror, UnicodeError, OSError) as exc:
-        raise FetchFailed(f"cannot resolve {host}: {exc}") from None
+        raise SourceUnreachable(f"cannot resolve {host}: {exc}") from None
     addresses: list[IPAddress] = []
     for _family, _type, _proto, _canon, sockaddr in infos:
         address = _address_literal(str(sockaddr[0]))
         if address is not None and address not in addresses:
             addresses.append(address)
     if not addresses:
-        raise FetchFailed(f"cannot resolve {host}")
+        raise SourceUnreachable(f"cannot resolve {host}")
     return addresses
 
 

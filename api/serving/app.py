@@ -15,9 +15,11 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Mount, Route
 
+import transformer
+from api.errors import http_exception_response
 from api.serving.observability import (
     Observed,
     access_log_to_stdout,
@@ -27,15 +29,10 @@ from api.serving.observability import (
 from api.serving.store_startup import prepare_originals_store
 from api.settings import Settings
 from cache import DiskCache, MemoryCache, RenditionCache
-from transformer.origin.app import (
-    CDN_PATH,
-    Answer,
-    CdnOrigin,
-    OriginConfig,
-    Receive,
-    Scope,
-    Send,
-)
+from transformer.origin.app import CdnOrigin
+from transformer.origin.config import OriginConfig
+from transformer.origin.request import CDN_PATH
+from transformer.origin.responses import Answer, Receive, Scope, Send
 from transformer.originals import OriginalsStore, open_store
 
 MB = 1024 * 1024
@@ -49,9 +46,12 @@ def build_cdn(settings: Settings, store: OriginalsStore) -> CdnOrigin:
     config = OriginConfig(
         threads=settings.threads,
         queue_limit=settings.queue_limit,
-        max_pixels=settings.max_pixels,
+        max_pixels=settings.max_pixels or transformer.DEFAULT_MAX_PIXELS,
         transform_timeout=settings.transform_timeout,
         revalidate_seconds=settings.revalidate_seconds,
+        refine=settings.refine,
+        provisional_max_age=settings.provisional_max_age,
+        refine_queue=settings.refine_queue,
     )
     return CdnOrigin(store, cache, config)
 
@@ -72,13 +72,6 @@ class RoleApp:
     def answer_from_memory(self, scope: Scope) -> Answer | None:
         """A CDN memory hit answered without the ASGI cycle (see ``api.serving.http_protocol``)."""
         return self.cdn.answer_from_memory(scope) if self.cdn is not None else None
-
-
-async def http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    codes = {404: "not_found", 405: "method_not_allowed"}
-    code = codes.get(exc.status_code, "error")
-    return JSONResponse({"error": code, "message": exc.detail}, exc.status_code, exc.headers)
 
 
 def create_app(settings: Settings | None = None) -> Observed:
@@ -130,6 +123,6 @@ def create_app(settings: Settings | None = None) -> Observed:
         routes += [Route(path, mcp) for path in (MCP_PATH, MCP_PATH + "/")]  # MCP, any method
         routes.append(Mount("/", app=api_app))
     app = Starlette(routes=routes, lifespan=lifespan,
-                    exception_handlers={HTTPException: http_error})
+                    exception_handlers={HTTPException: http_exception_response})
     access_log = access_log_to_stdout() if settings.access_log else None
     return Observed(RoleApp(cdn, app), log_format=settings.log_format, access_log=access_log)

@@ -1,8 +1,8 @@
 """uvicorn's httptools protocol with a bound on the request head, and JSON for its own errors.
 
 httptools (llhttp) keeps every header line it is given and uvicorn imposes no limit, so a
-client that never ends its headers grew the process without bound (hostile-input audit: 250 MB
-of ``X-A<n>:`` lines accepted, RSS 152 -> 373 MB). Past ``MAX_HEAD_BYTES`` this protocol stops
+client that never ends its headers grew the process without bound (found by the hostile-input
+audit, docs/api-status.md). Past ``MAX_HEAD_BYTES`` this protocol stops
 keeping what arrives, answers ``431`` in the reference's JSON error shape and closes the
 connection. Our own URLs and headers are far below the limit; nginx's default is 32 KiB.
 What httptools cannot parse at all (a bad Content-Length, Content-Length with
@@ -21,11 +21,11 @@ way.
 
 from __future__ import annotations
 
+import functools
 from itertools import chain
 from typing import Any
 
 import httptools
-import orjson
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 MAX_HEAD_BYTES = 64 * 1024
@@ -33,17 +33,25 @@ MAX_HEAD_BYTES = 64 * 1024
 
 def _closing_answer(status: str, code: str, message: str) -> bytes:
     """A whole HTTP/1.1 response in the reference's JSON error shape, closing the connection."""
-    body = orjson.dumps({"error": code, "message": message})
+    # Imported here, not at the top: ``imgpro serve``'s supervisor imports this module to hand
+    # the class to uvicorn, and importing anything under ``transformer`` loads libvips.
+    from transformer.origin.error_body import error_json
+
+    body = error_json(code, message)
     return (f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\n"
             f"content-length: {len(body)}\r\nconnection: close\r\n\r\n").encode() + body
 
 
-_TOO_LARGE = _closing_answer(
-    "431 Request Header Fields Too Large", "headers_too_large",
-    f"The request line and headers may be at most {MAX_HEAD_BYTES // 1024} KiB.")
-_UNPARSABLE = _closing_answer(
-    "400 Bad Request", "bad_request",
-    "The request is not valid HTTP/1.1 (request line, headers or framing).")
+@functools.cache
+def _refusal(too_large: bool) -> bytes:
+    """The two answers the protocol gives itself, built once per process on first use."""
+    if too_large:
+        return _closing_answer(
+            "431 Request Header Fields Too Large", "headers_too_large",
+            f"The request line and headers may be at most {MAX_HEAD_BYTES // 1024} KiB.")
+    return _closing_answer(
+        "400 Bad Request", "bad_request",
+        "The request is not valid HTTP/1.1 (request line, headers or framing).")
 
 
 class HeadTooLarge(Exception):
@@ -129,7 +137,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to what httptools cannot parse, in our JSON shape (not plain text)."""
-        self.transport.write(_TOO_LARGE if self._too_large else _UNPARSABLE)
+        self.transport.write(_refusal(self._too_large))
         self.transport.close()
 
     def _count(self, size: int) -> None:

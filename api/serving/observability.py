@@ -32,8 +32,9 @@ from prometheus_client import (
 from starlette.requests import Request
 from starlette.responses import Response
 
-from transformer.origin.app import CDN_PATH, Answer, Receive, Scope, Send
 from transformer.origin.metrics import TALLY
+from transformer.origin.request import CDN_PATH
+from transformer.origin.responses import Answer, Receive, Scope, Send
 
 REQUESTS = Counter("imgpro_http_requests_total", "HTTP requests by route, method and status.",
                    ["route", "method", "status"])

@@ -7,6 +7,7 @@ import ctypes
 import ctypes.util
 import os
 import signal
+from collections.abc import Callable
 from types import FrameType
 
 import uvicorn
@@ -68,12 +69,25 @@ class Supervisor(Multiprocess):
             sock.close()
 
 
-def run() -> int:
-    settings = Settings()
+def _app_factory(bound: list[Settings]) -> str | Callable[[], object]:
+    """One process: the app is built from the settings in ``bound`` (filled in once the port
+    is bound). Several: each worker process imports the factory by name (uvicorn spawns them)
+    and reads the environment, so the supervisor never loads libvips."""
+    if bound[0].workers > 1:
+        return "api.serving.app:create_app"
+    from api.serving.app import create_app
+
+    return lambda: create_app(bound[0])
+
+
+def run(settings: Settings) -> int:
+    """Bind, print the URL, serve until SIGTERM. ``settings`` were read once by the caller;
+    worker processes (``--workers N``) read the same environment in ``create_app``."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     tune_malloc()
+    bound = [settings]
     config = uvicorn.Config(
-        "api.serving.app:create_app",
+        _app_factory(bound),
         factory=True,
         host=settings.host,
         port=settings.port,
@@ -92,7 +106,7 @@ def run() -> int:
     port = sock.getsockname()[1]
     # Workers and URL defaults must see the real port when --port 0 picked a free one.
     os.environ["IMGPRO_PORT"] = str(port)
-    settings = Settings()
+    settings = bound[0] = settings.model_copy(update={"port": port})
     print(f"imgpro ({settings.role}) serving on {settings.own_url}", flush=True)
     # uvicorn drains in-flight requests on SIGTERM (for at most IMGPRO_SHUTDOWN_TIMEOUT
     # seconds), then re-raises the signal; ending with status 0 tells process supervisors

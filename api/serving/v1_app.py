@@ -25,14 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.context import ApiContext, Purge
 from api.db import Database
-from api.errors import (
-    ApiError,
-    InternalError,
-    MethodNotAllowed,
-    NotFound,
-    error_response,
-    json_response,
-)
+from api.errors import ApiError, InternalError, error_response, http_exception_response
 from api.lifecycle.retention import run_sweeper
 from api.routes import batch, import_, keys, media, upload, usage, verification, viewer
 from api.rules.signing import Signer, load_secret
@@ -63,17 +56,6 @@ async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
     request.state.error_code = exc.code  # read by the metrics of rejected uploads
     return error_response(exc)
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    if exc.status_code == 405:
-        allow = (exc.headers or {}).get("Allow", "")
-        return error_response(MethodNotAllowed(f"Method {request.method} not allowed here."),
-                              {"Allow": allow} if allow else None)
-    if exc.status_code == 404:
-        return error_response(NotFound(f"No such endpoint: {request.url.path}"))
-    return json_response({"error": "http_error", "message": exc.detail}, exc.status_code)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -108,7 +90,7 @@ def build_api_app(settings: Settings, store: OriginalsStore,
         routes=ROUTES,
         lifespan=lifespan,
         middleware=[*_cors(settings), Middleware(IgnoreTrailingSlash)],
-        exception_handlers={ApiError: _api_error, HTTPException: _http_error,
+        exception_handlers={ApiError: _api_error, HTTPException: http_exception_response,
                             Exception: _unexpected},
     )
     app.state.ready = False

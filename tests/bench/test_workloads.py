@@ -70,7 +70,8 @@ def test_in_process_render_gives_the_asked_geometry(corpus) -> None:
     assert len(photos) == len(corpus)
     for photo in photos[:4]:
         body = render(
-            photo.path.read_bytes(), photo, 320, "webp", transformer.encoder_options("webp")
+            photo.path.read_bytes(), photo, 320, "webp",
+            transformer._encoder_settings.encoder_setting("webp"),
         )
         image = pyvips.Image.new_from_buffer(body, "")
         want = output_size(photo, 320)

@@ -101,7 +101,7 @@ def test_anonymous_upload_links_and_viewer(server: RunningServer, corpus: list[C
     page.screenshot(path=artifacts / "upload-empty.png", full_page=True)
 
     picked = corpus_file(corpus, "photo-ladybird-2560x1600.jpg")
-    dropped = corpus_file(corpus, "photo-wood-2560x1920.webp")
+    dropped = corpus_file(corpus, "photo-wood-960x1280.webp")
     page.set_input_files("#file-input", str(picked.path))
     drop_file(page, dropped, "image/webp")
     wait_done(page, 2)
@@ -194,7 +194,7 @@ def check_viewer(page: Any, image: CorpusImage, server: RunningServer) -> None:
 
 def test_viewer_is_responsive_and_404s(server: RunningServer, corpus: list[CorpusImage],
                                        browser: Any, artifacts: Path) -> None:
-    image = corpus_file(corpus, "photo-raindrops-1920x1200.jpg")
+    image = corpus_file(corpus, "photo-wood-portrait-1440x1920.jpg")
     with httpx.Client(base_url=server.url, timeout=60) as http:
         public = http.post("/v1/upload", files={"file": (image.path.name, image.data)})
         private = http.post("/v1/upload", files={"file": (image.path.name, image.data)},
@@ -247,11 +247,11 @@ def test_api_key_is_kept_and_used(server: RunningServer, corpus: list[CorpusImag
     page.wait_for_function(KEY_IN_USE)
     assert page.is_hidden("#key-form") and page.is_visible("#key-forget")
 
-    image = corpus_file(corpus, "photo-storm-1920x1280.jpg")
+    image = corpus_file(corpus, "photo-yellowflower-1920x1080.jpg")
     not_image = tmp_path / "notes.txt"
     not_image.write_text("not an image\n")
     page.click("#options summary")
-    page.fill("#opt-tags", "browser,storm")
+    page.fill("#opt-tags", "browser,flower")
     page.set_input_files("#file-input", [str(image.path), str(not_image)])
     wait_done(page, 2)
     page.screenshot(path=artifacts / "upload-with-key.png", full_page=True)
@@ -266,7 +266,7 @@ def test_api_key_is_kept_and_used(server: RunningServer, corpus: list[CorpusImag
     with httpx.Client(base_url=server.url, timeout=30,
                       headers={"Authorization": f"Bearer {key}"}) as http:
         media = http.get(f"/v1/media/{done.get_attribute('data-id')}").json()
-    assert media["editable"] is True and media["tags"] == ["browser", "storm"]
+    assert media["editable"] is True and media["tags"] == ["browser", "flower"]
 
     page.click("#key-forget")
     assert "anonymous" in page.inner_text("#key-status")

@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import struct
 from pathlib import Path
 
 import pytest
 
 from cache import DiskCache, Entry
-from cache.disk import HEADER_SIZE, MAGIC, encode_entry
+from cache.disk import HEADER_SIZE, MAGIC, blob_size, decode_entry, encode_entry
 
 
 def entry(n: int, fill: bytes = b"x") -> Entry:
@@ -24,7 +25,7 @@ async def test_round_trip_and_survives_restart(tmp_path: Path) -> None:
 
     reopened = DiskCache(tmp_path, max_bytes=10_000_000)
     await reopened.start()
-    assert reopened.approximate_bytes == HEADER_SIZE + len(original.data)
+    assert reopened.approximate_bytes == blob_size("t/u1/m.webp", original)
     assert await reopened.get("t/u1/m.webp") == original
     assert await reopened.get("t/u1/s.webp") is None
 
@@ -56,19 +57,23 @@ async def test_write_is_atomic_no_partial_file_visible(tmp_path: Path) -> None:
     big = entry(2_000_000, b"z")
     seen: list[Entry | None] = []
 
-    async def reader() -> None:
-        for _ in range(200):
+    async def reader() -> None:  # reads while the write goes on, until the entry is there
+        for _ in range(5000):
             seen.append(await cache.get("t/u/l.png"))
+            if seen[-1] is not None:
+                return
             await asyncio.sleep(0)
 
     await asyncio.gather(cache.put("t/u/l.png", big), reader())
-    assert all(got is None or got == big for got in seen)
+    # A reader sees the entry whole or not at all: no torn file was ever found (and dropped).
+    assert cache.dropped_damaged == 0
+    assert seen[-1] == big and all(got is None for got in seen[:-1])
     assert await cache.get("t/u/l.png") == big
     assert not list(tmp_path.rglob("*.tmp"))
 
 
 async def test_eviction_keeps_under_budget_and_drops_oldest(tmp_path: Path) -> None:
-    budget = 20 * (HEADER_SIZE + 1000)
+    budget = 20 * (HEADER_SIZE + len("t/u10/m.jpeg") + 1000)
     cache = DiskCache(tmp_path, max_bytes=budget * 8)  # per-entry cap is budget/8 of max
     cache.max_bytes = budget
     await cache.start()
@@ -133,5 +138,33 @@ def test_bad_keys_are_refused(tmp_path: Path) -> None:
 
 def test_encoded_entry_layout() -> None:
     e = entry(7)
-    blob = encode_entry(e)
-    assert blob.startswith(MAGIC) and len(blob) == HEADER_SIZE + 7
+    blob = encode_entry(e, "t/u/m.webp.e5")
+    assert blob.startswith(MAGIC) and len(blob) == HEADER_SIZE + len("t/u/m.webp.e5") + 7
+    assert decode_entry(blob) == e
+
+
+def test_provisional_flag_round_trips() -> None:
+    provisional = Entry.of(b"fast bytes", final=False)
+    assert decode_entry(encode_entry(provisional, "t/u/m.webp")) == provisional
+    assert decode_entry(encode_entry(Entry.of(b"final"), "t/u/m.webp")).final is True  # type: ignore[union-attr]
+
+
+def test_files_of_the_previous_format_still_read_as_final() -> None:
+    e = entry(9)
+    v1 = b"IMGC1\n" + struct.pack("<Q16s", len(e.data), bytes.fromhex(e.digest)) + e.data
+    assert decode_entry(v1) == e
+    assert decode_entry(v1[:-1]) is None
+
+
+async def test_restart_finds_its_provisional_entries(tmp_path: Path) -> None:
+    cache = DiskCache(tmp_path, max_bytes=10_000_000)
+    await cache.start()
+    await cache.put("t/a/m.webp.e5", Entry.of(b"a", final=False))
+    await cache.put("t/b/m.webp.e5", Entry.of(b"b"))
+    await cache.put("t/c/l.avif.e5", Entry.of(b"c", final=False))
+    reopened = DiskCache(tmp_path, max_bytes=10_000_000)
+    await reopened.start()
+    assert sorted(await reopened.provisional_keys(10)) == ["t/a/m.webp.e5", "t/c/l.avif.e5"]
+    assert len(await reopened.provisional_keys(1)) == 1
+    await reopened.put("t/a/m.webp.e5", Entry.of(b"a final"))  # refined: no longer listed
+    assert await reopened.provisional_keys(10) == ["t/c/l.avif.e5"]

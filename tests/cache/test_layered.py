@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from cache import DiskCache, MemoryCache, RenditionCache, SingleFlight
+from cache import DiskCache, Entry, MemoryCache, RenditionCache, SingleFlight
 
 
 def make(tmp_path: Path, memory: int = 1_000_000, disk: int = 10_000_000) -> RenditionCache:
@@ -17,10 +17,10 @@ async def test_layers_in_order(tmp_path: Path) -> None:
     await cache.start()
     calls = 0
 
-    async def producer() -> bytes:
+    async def producer() -> Entry:
         nonlocal calls
         calls += 1
-        return b"rendition"
+        return Entry.of(b"rendition")
 
     entry, layer = await cache.get_or_produce("t/u/m.webp", producer)
     assert (entry.data, layer, calls) == (b"rendition", "miss", 1)
@@ -40,11 +40,11 @@ async def test_concurrent_misses_run_the_producer_once(tmp_path: Path) -> None:
     calls = 0
     release = asyncio.Event()
 
-    async def producer() -> bytes:
+    async def producer() -> Entry:
         nonlocal calls
         calls += 1
         await release.wait()
-        return b"once"
+        return Entry.of(b"once")
 
     waiters = [asyncio.create_task(cache.get_or_produce("t/u/s.jpeg", producer)) for _ in range(20)]
     await asyncio.sleep(0.01)
@@ -79,7 +79,7 @@ async def test_producer_errors_reach_every_waiter_and_are_not_cached(tmp_path: P
     await cache.start()
     calls = 0
 
-    async def failing() -> bytes:
+    async def failing() -> Entry:
         nonlocal calls
         calls += 1
         await asyncio.sleep(0.01)
@@ -99,8 +99,8 @@ async def test_purge_drops_all_variants_and_blocks_refill_by_inflight_work(tmp_p
     cache = make(tmp_path)
     await cache.start()
 
-    async def quick() -> bytes:
-        return b"v"
+    async def quick() -> Entry:
+        return Entry.of(b"v")
 
     for variant in ("s.jpeg", "m.webp"):
         await cache.get_or_produce(f"t/u/{variant}", quick)
@@ -109,9 +109,9 @@ async def test_purge_drops_all_variants_and_blocks_refill_by_inflight_work(tmp_p
 
     release = asyncio.Event()
 
-    async def slow() -> bytes:
+    async def slow() -> Entry:
         await release.wait()
-        return b"stale"
+        return Entry.of(b"stale")
 
     inflight = asyncio.create_task(cache.get_or_produce("t/u/l.avif", slow))
     await asyncio.sleep(0.01)
@@ -122,10 +122,10 @@ async def test_purge_drops_all_variants_and_blocks_refill_by_inflight_work(tmp_p
 
     produced_again = 0
 
-    async def counting() -> bytes:
+    async def counting() -> Entry:
         nonlocal produced_again
         produced_again += 1
-        return b"fresh"
+        return Entry.of(b"fresh")
 
     for variant in ("s.jpeg", "m.webp", "l.avif"):
         entry, layer = await cache.get_or_produce(f"t/u/{variant}", counting)
@@ -140,11 +140,34 @@ async def test_caches_off_means_every_request_produces(tmp_path: Path) -> None:
     await cache.start()
     calls = 0
 
-    async def producer() -> bytes:
+    async def producer() -> Entry:
         nonlocal calls
         calls += 1
-        return b"x"
+        return Entry.of(b"x")
 
     for _ in range(3):
         assert (await cache.get_or_produce("t/u/s.webp", producer))[1] == "miss"
     assert calls == 3
+
+
+async def test_replace_swaps_in_memory_and_on_disk_unless_purged_since(tmp_path: Path) -> None:
+    cache = make(tmp_path)
+    await cache.start()
+
+    async def provisional() -> Entry:
+        return Entry.of(b"fast", final=False)
+
+    first, _ = await cache.get_or_produce("t/u/m.webp", provisional)
+    assert not first.final
+    since = cache.epoch()
+    assert cache.replace("t/u/m.webp", Entry.of(b"final"), since=since)
+    assert cache.peek("t/u/m.webp") == Entry.of(b"final")
+    await cache.close()  # the disk write is done
+    assert await cache.disk.get("t/u/m.webp") == Entry.of(b"final")
+
+    since = cache.epoch()
+    await cache.purge("t/u")  # deleted while a refine was running: its result is dropped
+    assert not cache.replace("t/u/m.webp", Entry.of(b"late"), since=since)
+    assert cache.peek("t/u/m.webp") is None
+    await cache.close()
+    assert await cache.disk.get("t/u/m.webp") is None

@@ -91,7 +91,7 @@ def test_sigterm_drains_in_flight_requests_and_exits_0(
     server = server_factory({"IMGPRO_MEMORY_CACHE_MB": "0", "IMGPRO_DISK_CACHE_MB": "0",
                              "IMGPRO_TRANSFORM_THREADS": "1", "IMGPRO_RATE_LIMITS": "off"},
                             args=["--workers", str(workers)])
-    big = next(i for i in corpus if i.path.name == "art-elephants-5640x3172.jpg")
+    big = max(corpus, key=lambda i: i.width * i.height)
     place(server, "big", big.data)
 
     def fetch(ext: str) -> httpx.Response:

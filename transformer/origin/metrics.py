@@ -97,6 +97,28 @@ TRANSFORM_REFUSALS = Counter(
     ["reason"],
 )
 
+REFINE_QUEUE = Gauge(
+    "imgpro_refine_queue_depth",
+    "Provisional renditions waiting for the refine lane.",
+    multiprocess_mode="livesum",
+)
+REFINE_DROPPED = Counter(
+    "imgpro_refine_dropped_total",
+    "Keys dropped from a full refine queue (oldest first); offered again on their next hit.",
+)
+REFINE_DONE = Counter(
+    "imgpro_refine_total",
+    "Refine jobs by result: refined (final swapped in), gone (image deleted or entry evicted), "
+    "failed.",
+    ["result"],
+)
+REFINE_SECONDS = Histogram(
+    "imgpro_refine_seconds",
+    "Wall time of one final encode in the refine lane (decode + resize + encode).",
+    ["format", "size"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+
 _MEMORY_HIT = CACHE_REQUESTS.labels("memory", "hit")
 _MEMORY_MISS = CACHE_REQUESTS.labels("memory", "miss")
 _DISK_HIT = CACHE_REQUESTS.labels("disk", "hit")

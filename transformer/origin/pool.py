@@ -38,22 +38,27 @@ class TransformPool:
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="transform")
         self._slots = asyncio.Semaphore(2 * threads)
         self._admitted = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
 
-    @property
-    def admitted(self) -> int:
-        """Jobs running or waiting for a slot: the queue depth."""
-        return self._admitted
+    async def wait_for_idle_thread(self) -> None:
+        """Returns once no miss would wait for a thread: when the refine lane may start a job."""
+        await self._idle.wait()
 
     async def run(self, job: Callable[[], Awaitable[T]]) -> T:
         """Admit ``job`` or raise Overloaded; the job awaits ``in_thread`` for its CPU part."""
         if self._admitted >= self.capacity:
             raise Overloaded(retry_after=1)
         self._admitted += 1
+        if self._admitted >= self.threads:
+            self._idle.clear()
         try:
             async with self._slots:
                 return await job()
         finally:
             self._admitted -= 1
+            if self._admitted < self.threads:
+                self._idle.set()
 
     async def in_thread(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         loop = asyncio.get_running_loop()

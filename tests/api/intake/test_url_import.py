@@ -15,10 +15,10 @@ import trustme
 from api.intake.url_import import (
     MAX_REDIRECTS,
     FetchedImage,
-    FetchFailed,
     FetchTooLarge,
     ImportFetchError,
     InvalidImportUrl,
+    SourceUnreachable,
     fetch_image,
     is_public_address,
 )
@@ -239,12 +239,12 @@ async def test_https_refuses_a_certificate_for_another_name(
 ) -> None:
     client_context = ssl.create_default_context()
     tls_ca.configure_trust(client_context)
-    with pytest.raises(FetchFailed):  # the certificate names localhost, not 127.0.0.1
+    with pytest.raises(SourceUnreachable):  # the certificate names localhost, not 127.0.0.1
         await fetch(tls_server.url("/image", scheme="https"), ssl_context=client_context)
 
 
 async def test_https_refuses_an_untrusted_certificate(tls_server: OriginServer) -> None:
-    with pytest.raises(FetchFailed):
+    with pytest.raises(SourceUnreachable):
         await fetch(tls_server.url("/image", host="localhost", scheme="https"))
     assert tls_server.state.hits == []
 
@@ -253,7 +253,7 @@ async def test_https_refuses_an_untrusted_certificate(tls_server: OriginServer) 
 
 
 async def test_more_than_five_redirects_is_refused(server: OriginServer) -> None:
-    with pytest.raises(FetchFailed, match="redirects"):
+    with pytest.raises(SourceUnreachable, match="redirects"):
         await fetch(server.url(f"/hops/{MAX_REDIRECTS + 1}"))
     assert "/image" not in server.state.hits
     assert len(server.state.hits) == MAX_REDIRECTS + 1
@@ -285,7 +285,7 @@ async def test_redirect_to_another_scheme_is_refused(outside: OriginServer, targ
 
 
 async def test_redirect_without_location_fails(server: OriginServer) -> None:
-    with pytest.raises(FetchFailed, match="Location"):
+    with pytest.raises(SourceUnreachable, match="Location"):
         await fetch(server.url("/no-location"))
 
 
@@ -393,37 +393,37 @@ async def test_declared_oversize_is_refused_before_reading(server: OriginServer)
 
 
 async def test_slow_server_times_out(server: OriginServer) -> None:
-    with pytest.raises(FetchFailed):
+    with pytest.raises(SourceUnreachable):
         await fetch(server.url("/slow"), total_timeout=0.5)
 
 
 async def test_trickling_body_hits_the_total_deadline(server: OriginServer) -> None:
-    with pytest.raises(FetchFailed, match="within"):
+    with pytest.raises(SourceUnreachable, match="within"):
         await fetch(server.url("/trickle"), total_timeout=1)
 
 
 @pytest.mark.parametrize("path", ["/missing", "/broken"])
 async def test_error_status_fails(server: OriginServer, path: str) -> None:
-    with pytest.raises(FetchFailed, match="HTTP"):
+    with pytest.raises(SourceUnreachable, match="HTTP"):
         await fetch(server.url(path))
 
 
 async def test_encoded_body_is_refused(server: OriginServer) -> None:
-    with pytest.raises(FetchFailed, match="gzip"):
+    with pytest.raises(SourceUnreachable, match="gzip"):
         await fetch(server.url("/gzip"))
 
 
 async def test_connection_refused_fails(server: OriginServer) -> None:
     port = server.port
     _close_listener(server)
-    with pytest.raises(FetchFailed, match="connect"):
+    with pytest.raises(SourceUnreachable, match="connect"):
         await fetch(f"http://127.0.0.1:{port}/image")
 
 
 def test_every_error_shares_one_base() -> None:
-    for exc in (InvalidImportUrl, FetchFailed, FetchTooLarge):
+    for exc in (InvalidImportUrl, SourceUnreachable, FetchTooLarge):
         assert issubclass(exc, ImportFetchError)
-    assert FetchFailed("nope").message == "nope"
+    assert SourceUnreachable("nope").message == "nope"
 
 
 def _close_listener(server: OriginServer) -> None:

@@ -83,7 +83,8 @@ def get(path: str, *extra: str, version: str = "1.1", method: str = "GET") -> by
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     data_dir = tmp_path_factory.mktemp("fast-path")
-    with running_server(data_dir, {"IMGPRO_ROLE": "cdn"}) as running:
+    # Refine off: the hits compared here must not be swapped for final ones mid-test.
+    with running_server(data_dir, {"IMGPRO_ROLE": "cdn", "IMGPRO_REFINE": "off"}) as running:
         place(running, "hot", png(640, 480))
         for _ in range(2):  # render, then the memory layer holds it
             assert httpx.get(f"{running.url}/t/hot.webp?size=s").status_code == 200

@@ -46,7 +46,7 @@ def uid_of(image: CorpusImage) -> str:
 
 @pytest.fixture(scope="module")
 def landscape(corpus: list[CorpusImage]) -> CorpusImage:
-    return next(i for i in corpus if i.path.name == "photo-storm-1920x1280.jpg")
+    return next(i for i in corpus if i.path.name == "photo-yellowflower-1920x1080.jpg")
 
 
 @pytest.mark.parametrize(("size", "short"), [("s", 320), ("m", 640), ("l", 1080)])
@@ -58,7 +58,12 @@ def test_rendition_headers_and_pixels(cdn: RunningServer, landscape: CorpusImage
     fmt = "jpeg" if ext == "jpg" else ext
     assert response.headers["content-type"] == f"image/{fmt}"
     assert int(response.headers["content-length"]) == len(response.content)
-    assert response.headers["cache-control"] == "public, max-age=31536000, immutable"
+    if fmt in ("webp", "avif"):  # a miss: the fast encode, to be refined in the background
+        assert response.headers["cache-control"] == "public, max-age=300"
+        assert response.headers["x-rendition"] == "provisional"
+    else:  # jpegli and PNG encode at their final setting on the miss
+        assert response.headers["cache-control"] == "public, max-age=31536000, immutable"
+        assert response.headers["x-rendition"] == "final"
     assert response.headers["etag"].startswith('"') and response.headers["etag"].endswith('"')
     assert sniff_format(response.content) == fmt
     width, height = dims(response.content) if fmt != "avif" else (None, None)
@@ -78,7 +83,7 @@ def test_every_corpus_image_at_m_webp(cdn: RunningServer, corpus: list[CorpusIma
 
 def test_second_request_is_a_memory_hit_with_same_etag(cdn: RunningServer,
                                                        landscape: CorpusImage) -> None:
-    url = f"{cdn.url}/{TEAM}/{uid_of(landscape)}.webp?size=s"
+    url = f"{cdn.url}/{TEAM}/{uid_of(landscape)}.jpeg?size=s"  # final at once: nothing to swap
     first = httpx.get(url)
     second = httpx.get(url)
     assert first.headers["x-cache"] in ("miss", "memory", "disk")
@@ -138,9 +143,9 @@ def test_no_upscaling(cdn: RunningServer) -> None:
     [
         ("/t/nosuchimage.jpg", 404, "not_found"),
         ("/t/nosuchimage.webp?size=m", 404, "not_found"),
-        ("/t/photo-storm-1920x1280.jpg?size=huge", 422, "validation_error"),
-        ("/t/photo-storm-1920x1280.bmpx", 400, "unsupported_format"),
-        ("/t/photo-storm-1920x1280.gif", 400, "unsupported_format"),
+        ("/t/photo-yellowflower-1920x1080.jpg?size=huge", 422, "validation_error"),
+        ("/t/photo-yellowflower-1920x1080.bmpx", 400, "unsupported_format"),
+        ("/t/photo-yellowflower-1920x1080.gif", 400, "unsupported_format"),
         ("/nothing/here/at/all", 404, "not_found"),
     ],
 )

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from transformer.origin.app import CdnError, parse_request, resized_stand_in
+from transformer.origin.errors import CdnError
+from transformer.origin.request import parse_request, resized_stand_in
 
 
 @pytest.mark.parametrize(
