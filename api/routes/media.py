@@ -33,7 +33,13 @@ from api.errors import Duplicate, InvalidRequest, NotFound, json_response
 from api.intake.request_json import read_json_object
 from api.lifecycle.deletion import delete_media
 from api.rules.ids import looks_like_media_id
-from api.rules.media_fields import merge_metadata, parse_media_fields, parse_namespace, parse_tags
+from api.rules.media_fields import (
+    merge_metadata,
+    parse_media_fields,
+    parse_namespace,
+    parse_search,
+    parse_tags,
+)
 from api.rules.media_json import media_json
 
 DEFAULT_LIMIT = 50
@@ -95,12 +101,14 @@ async def list_handler(request: Request) -> Response:
     namespace = _field(parse_namespace, "namespace", params.get("namespace"))
     tags = _field(parse_tags, "tags", params.get("tags"))
     tag_mode = parse_tag_mode(params.get("tag_mode"))
+    search = _field(parse_search, "search", params.get("search"))
     limit = parse_limit(params.get("limit"))
     cursor = params.get("cursor")
     after = decode_cursor(cursor) if cursor else None
     async with ctx.db.read() as conn:
         page = await list_media(conn, owner.team_id, namespace=namespace, tags=tags,
-                                tag_mode=tag_mode, after=after, limit=limit + 1)
+                                tag_mode=tag_mode, after=after, limit=limit + 1,
+                                search=search)
     has_more = len(page) > limit
     page = page[:limit]
     editable = "write" in owner.abilities

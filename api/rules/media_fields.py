@@ -104,6 +104,20 @@ def parse_namespace(value: Any) -> str | None:
     return value
 
 
+MAX_SEARCH_LENGTH = 100
+
+
+def parse_search(value: str | None) -> str | None:
+    """The ``search`` of a list (an imgpro extension: part of the name, any case); blank is
+    no search. Bounded so a pasted essay cannot become a scan-everything pattern."""
+    if value is None or not value.strip():
+        return None
+    value = _plain(value.strip(), "search")
+    if len(value) > MAX_SEARCH_LENGTH:
+        raise _Bad(f"The search may not be longer than {MAX_SEARCH_LENGTH} characters.")
+    return value
+
+
 def parse_public(value: Any) -> bool:
     if isinstance(value, bool):
         return value

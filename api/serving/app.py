@@ -2,7 +2,8 @@
 
 CDN paths (``/{team_hash}/{uid}.{ext}``) go straight to the transform origin's raw ASGI app,
 ahead of any routing or middleware, so the hot path stays short; everything else goes to the
-Starlette app that holds the API, the viewer and the operational routes.
+Starlette app that holds the API, the pages, ``/mcp`` (MCP for agents), the viewer and the
+operational routes.
 """
 
 from __future__ import annotations
@@ -78,10 +79,13 @@ def create_app(settings: Settings | None = None) -> Observed:
     store = open_store(settings.effective_storage_url, s3_endpoint_url=settings.s3_endpoint_url)
     cdn = build_cdn(settings, store) if settings.role in ("all", "cdn") else None
     api_app = None
+    mcp = None
     if settings.role in ("all", "api"):
+        from api.agents.http_endpoint import McpEndpoint  # imports no MCP SDK until used
         from api.serving.v1_app import build_api_app
 
         api_app = build_api_app(settings, store, purge=cdn.purge if cdn is not None else None)
+        mcp = McpEndpoint(api_app)
 
     async def healthz(request: Request) -> Response:
         if api_app is not None and not api_app.state.ready:
@@ -103,16 +107,20 @@ def create_app(settings: Settings | None = None) -> Observed:
             if api_app is not None:
                 # Starlette does not run a mounted app's lifespan: enter it here.
                 await stack.enter_async_context(api_app.router.lifespan_context(api_app))
+            if mcp is not None:
+                stack.push_async_callback(mcp.close)  # before the API's database closes
             yield
 
     routes: list[Route | Mount] = [
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]
-    if api_app is not None:
-        from api.routes.pages import web_routes  # upload page and /openapi.yaml (helper ux)
+    if api_app is not None and mcp is not None:
+        from api.agents.http_endpoint import PATH as MCP_PATH
+        from api.routes.pages import web_routes  # pages, their files, /openapi.yaml (helper ux)
 
         routes += web_routes(settings)  # before the viewer's catch-all /{id}
+        routes += [Route(path, mcp) for path in (MCP_PATH, MCP_PATH + "/")]  # MCP, any method
         routes.append(Mount("/", app=api_app))
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={HTTPException: http_exception_response})

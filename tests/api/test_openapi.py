@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
 import schemathesis
 import yaml
@@ -91,6 +92,60 @@ def test_errors_use_the_reference_shape() -> None:
     action = document["components"]["schemas"]["Action"]["properties"]["type"]["enum"]
     assert action == ["upgrade", "verify", "wait", "redirect"]
     assert document["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+
+
+def _examples(holder: dict[str, Any]) -> list[Any]:
+    """The example values of a media type or parameter (``example`` or ``examples``)."""
+    found = [holder["example"]] if "example" in holder else []
+    return found + [e["value"] for e in holder.get("examples", {}).values()]
+
+
+def _deref(document: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
+    """``item`` with a ``$ref`` (to ``#/components/...``) followed."""
+    while "$ref" in item:
+        target: Any = document
+        for part in item["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        item = target
+    return item
+
+
+def _check_example(document: dict[str, Any], schema: dict[str, Any], value: Any,
+                   where: str) -> None:
+    """An example must be valid against its own schema: the docs may not show a shape the
+    server would never send (refs resolve against the document's components)."""
+    wrapper = {"components": document["components"], "allOf": [schema]}
+    errors = [e.message for e in jsonschema.Draft202012Validator(wrapper).iter_errors(value)]
+    assert not errors, (where, errors)
+
+
+def test_every_operation_shows_request_and_response_examples() -> None:
+    """The interactive docs (/api) show these: every request body and every successful or
+    error JSON answer has an example (the reference's, where it gives one), each valid."""
+    document = load_document()
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if method not in HTTP_METHODS:
+                continue
+            where = f"{method.upper()} {path}"
+            body = operation.get("requestBody")
+            if body is not None:
+                for media_type, content in body["content"].items():
+                    values = _examples(content)
+                    assert values, f"{where}: no request example for {media_type}"
+                    for value in values:
+                        _check_example(document, content["schema"], value, where)
+            for parameter in [*item.get("parameters", []), *operation.get("parameters", [])]:
+                for value in _examples(parameter):
+                    _check_example(document, parameter["schema"], value,
+                                   f"{where} {parameter['name']}")
+            for status, response in operation["responses"].items():
+                response = _deref(document, response)
+                for media_type, content in response.get("content", {}).items():
+                    values = _examples(content)
+                    assert values, f"{where} {status}: no example for {media_type}"
+                    for value in values:
+                        _check_example(document, content["schema"], value, f"{where} {status}")
 
 
 @pytest.fixture(scope="module")
