@@ -47,6 +47,7 @@ ROUTES = [
     Route("/v1/usage", usage.usage, methods=["GET"]),
     Route("/v1/namespaces", usage.namespaces, methods=["GET"]),
     Route("/v1/verify", verification.verify, methods=["GET"]),
+    Route("/v1/verify", verification.confirm, methods=["POST"]),
     Route("/v1/upgrade", verification.upgrade, methods=["GET"]),
     Route("/{id}", viewer.viewer, methods=["GET"]),
 ]

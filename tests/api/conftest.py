@@ -12,6 +12,7 @@ IPs (the server trusts X-Forwarded-For from 127.0.0.1, so each test can be "anot
 from __future__ import annotations
 
 import asyncio
+import html
 import itertools
 import os
 import re
@@ -64,6 +65,20 @@ def tiny_png(width: int = 8, height: int = 6, seed: int | None = None) -> bytes:
 def tiny_svg(width: int = 40, height: int = 30) -> bytes:
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">'
             f'<rect width="{width}" height="{height}" fill="red"/></svg>').encode()
+
+
+_FORM_TOKEN = re.compile(r'<form method="post"><input type="hidden" name="token" value="([^"]+)">')
+
+
+def confirm_link(link: str, **headers: str) -> httpx.Response:
+    """Do what a person does with an emailed link: open it (GET shows a confirmation page),
+    then press its button (the form POSTs the token back to the same address)."""
+    page = httpx.get(link, timeout=30)
+    assert page.status_code == 200, page.text
+    match = _FORM_TOKEN.search(page.text)
+    assert match is not None, page.text
+    return httpx.post(link, data={"token": html.unescape(match.group(1))},
+                      headers=headers, timeout=30)
 
 
 async def _admin(statement: str) -> None:
@@ -175,6 +190,12 @@ class ApiServer:
             assert text is not None
             links += re.findall(r"https?://\S+/v1/verify\?token=[\w.\-%=]+", text.get_content())
         return links
+
+    def confirm(self, link: str) -> httpx.Response:
+        """Open an emailed link and press the button of its page (see ``confirm_link``)."""
+        response = confirm_link(link)
+        assert response.status_code == 200, response.text
+        return response
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

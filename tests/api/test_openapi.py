@@ -162,6 +162,7 @@ def test_real_responses_match_document(server: RunningServer, auth: dict[str, st
         check("DELETE", "/v1/media/batch",
               http.request("DELETE", "/v1/media/batch", json={"ids": [extra["id"]]}), 200)
         check("GET", "/v1/verify", anon.get("/v1/verify", params={"token": "nope"}), 400)
+        check("POST", "/v1/verify", anon.post("/v1/verify", data={"token": "nope"}), 400)
         check("GET", "/v1/upgrade", anon.get("/v1/upgrade"), 200)
         check("POST", "/v1/keys", anon.post("/v1/keys", json={"email": "nope"}), 422)
         gone = check("POST", "/v1/upload", http.post("/v1/upload", files=file), 201)
