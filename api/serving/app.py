@@ -25,6 +25,7 @@ from api.serving.observability import (
     mark_worker_gone,
     metrics_endpoint,
 )
+from api.serving.shutdown_answer import AnswerCancelled
 from api.serving.store_startup import prepare_originals_store
 from api.settings import Settings
 from cache import DiskCache, MemoryCache, RenditionCache
@@ -114,4 +115,5 @@ def create_app(settings: Settings | None = None) -> Observed:
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={HTTPException: http_exception_response})
     access_log = access_log_to_stdout() if settings.access_log else None
-    return Observed(RoleApp(cdn, app), log_format=settings.log_format, access_log=access_log)
+    return Observed(AnswerCancelled(RoleApp(cdn, app)), log_format=settings.log_format,
+                    access_log=access_log)

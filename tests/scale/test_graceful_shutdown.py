@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import io
+import json
 import signal
 import socket
 import time
@@ -121,3 +122,26 @@ def test_sigterm_drains_in_flight_requests_and_exits_0(
         assert int(response.headers["content-length"]) == len(response.content) > 0
     assert server.process.wait(30) == 0
     assert "Traceback" not in server.log(), server.log()
+
+
+def test_an_upload_cut_by_shutdown_is_a_json_503(server_factory) -> None:  # type: ignore[no-untyped-def]
+    """An upload still sending its body when the shutdown timeout ends is cancelled: the client
+    is told 503 + Retry-After in the reference's shape (it used to get uvicorn's plain-text
+    500 and the log a traceback), and the node still exits 0."""
+    server = server_factory({"IMGPRO_SHUTDOWN_TIMEOUT": "1"})
+    upload = HeldUpload(server.url)  # the handler is reading the body: in flight
+    upload.sock.sendall(upload.body[:50])  # part of it, then nothing more
+    server.process.send_signal(signal.SIGTERM)
+    with upload.sock:
+        answer = b""
+        while chunk := upload.sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 503 "), answer[:300]
+    headers = dict(line.split(b": ", 1) for line in head.split(b"\r\n")[1:])
+    assert headers[b"content-type"] == b"application/json"
+    assert int(headers[b"retry-after"]) > 0
+    parsed = json.loads(body)
+    assert parsed["error"] == "service_unavailable" and parsed["action"]["type"] == "wait"
+    assert server.process.wait(30) == 0
+    assert "Traceback" not in server.log() and "Exception in ASGI" not in server.log()
