@@ -19,12 +19,8 @@ from starlette.routing import Mount, Route
 
 import transformer
 from api.errors import http_exception_response
-from api.serving.observability import (
-    Observed,
-    access_log_to_stdout,
-    mark_worker_gone,
-    metrics_endpoint,
-)
+from api.serving.metrics_access import MetricsAccess
+from api.serving.observability import Observed, access_log_to_stdout, mark_worker_gone
 from api.serving.shutdown_answer import AnswerCancelled
 from api.serving.store_startup import prepare_originals_store
 from api.settings import Settings
@@ -105,7 +101,6 @@ def create_app(settings: Settings | None = None) -> Observed:
 
     routes: list[Route | Mount] = [
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
-        Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]
     if api_app is not None:
         from api.routes.pages import web_routes  # upload page and /openapi.yaml (helper ux)
@@ -115,5 +110,8 @@ def create_app(settings: Settings | None = None) -> Observed:
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={HTTPException: http_exception_response})
     access_log = access_log_to_stdout() if settings.access_log else None
-    return Observed(AnswerCancelled(RoleApp(cdn, app)), log_format=settings.log_format,
+    bind = settings.metrics_bind
+    metrics = MetricsAccess(RoleApp(cdn, app), token=settings.metrics_token,
+                            metrics_port=bind[1] if bind else None)
+    return Observed(AnswerCancelled(metrics), log_format=settings.log_format,
                     access_log=access_log)

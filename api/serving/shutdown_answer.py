@@ -16,6 +16,7 @@ import asyncio
 import logging
 from typing import Any
 
+from api.serving.observability import loggable
 from transformer.origin.error_body import action, error_json
 from transformer.origin.responses import Receive, Scope, Send
 
@@ -61,12 +62,8 @@ class AnswerCancelled:
         except asyncio.CancelledError:
             if started:
                 log.warning("shutdown cut off the answer to %s %s", scope["method"],
-                            _printable(scope["path"]))
+                            loggable(scope["path"]))
                 return
             await send({"type": "http.response.start", "status": 503, "headers": _HEADERS})
             await send({"type": "http.response.body", "body": _BODY})
-
-
-def _printable(path: str) -> str:
-    return path.encode("unicode_escape").decode("ascii")
 

@@ -25,11 +25,13 @@ from tests.conftest import CorpusImage, RunningServer
 from tests.scale.conftest import place
 
 SLOW = ["avif?size=l", "avif?size=m"]
+METRICS_TOKEN = "metrics-token-of-the-tests"
 
 
 def transforms_in_flight(server: RunningServer) -> float:
     """imgpro_transform_queue_depth from /metrics (summed over the workers)."""
-    text = httpx.get(f"{server.url}/metrics", timeout=10).text
+    text = httpx.get(f"{server.url}/metrics", timeout=10,
+                     headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).text
     for line in text.splitlines():
         if line.startswith("imgpro_transform_queue_depth"):
             return float(line.split()[-1])
@@ -90,7 +92,8 @@ class HeldUpload:
 def test_sigterm_drains_in_flight_requests_and_exits_0(
         server_factory, corpus: list[CorpusImage], workers: int) -> None:  # type: ignore[no-untyped-def]
     server = server_factory({"IMGPRO_MEMORY_CACHE_MB": "0", "IMGPRO_DISK_CACHE_MB": "0",
-                             "IMGPRO_TRANSFORM_THREADS": "1", "IMGPRO_RATE_LIMITS": "off"},
+                             "IMGPRO_TRANSFORM_THREADS": "1", "IMGPRO_RATE_LIMITS": "off",
+                             "IMGPRO_METRICS_TOKEN": METRICS_TOKEN},
                             args=["--workers", str(workers)])
     big = next(i for i in corpus if i.path.name == "art-elephants-5640x3172.jpg")
     place(server, "big", big.data)
