@@ -41,6 +41,35 @@ def _find_corpus() -> Path:
 CORPUS = _find_corpus()
 
 
+DEFAULT_FUZZ_BUDGET = 40
+"""Examples per property-based (fuzz) test in CI: a few tens of seconds in all."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--fuzz-budget", type=int, default=None, metavar="N",
+        help=f"examples per fuzz test (default {DEFAULT_FUZZ_BUDGET}, or IMGPRO_FUZZ_BUDGET); "
+             "a larger budget also draws new random inputs instead of the fixed CI ones")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The test modules read the budget when they are imported (schemathesis and hypothesis
+    # settings are decorators): hand the option over through the environment.
+    budget = config.getoption("--fuzz-budget")
+    if budget is not None:
+        os.environ["IMGPRO_FUZZ_BUDGET"] = str(budget)
+
+
+def fuzz_budget() -> int:
+    """Examples per fuzz test: ``--fuzz-budget`` / ``IMGPRO_FUZZ_BUDGET``, else the CI default."""
+    return int(os.environ.get("IMGPRO_FUZZ_BUDGET") or DEFAULT_FUZZ_BUDGET)
+
+
+def fuzz_is_fixed() -> bool:
+    """At the CI budget the inputs are the same every run (a failure reproduces as is)."""
+    return fuzz_budget() == DEFAULT_FUZZ_BUDGET
+
+
 @dataclass(frozen=True)
 class CorpusImage:
     path: Path
@@ -90,6 +119,9 @@ class RunningServer:
     def log(self) -> str:
         return self.log_path.read_text()
 
+    def client(self, **kwargs: object) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30, **kwargs)  # type: ignore[arg-type]
+
 
 UNHANDLED_MARKERS = ("Traceback (most recent call last)", "Exception in ASGI application",
                      "unhandled error", "ASGI callable returned without")
@@ -138,9 +170,6 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     result = yield  # every fixture this item finalises, servers stopped among them
     _check_server_logs(item, "teardown")
     return result
-
-    def client(self, **kwargs: object) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30, **kwargs)  # type: ignore[arg-type]
 
 
 _URL_LINE = re.compile(r"serving on (http://\S+)")

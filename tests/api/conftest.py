@@ -17,6 +17,7 @@ import itertools
 import os
 import re
 import secrets
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,9 +25,10 @@ from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -196,6 +198,39 @@ class ApiServer:
         response = confirm_link(link)
         assert response.status_code == 200, response.text
         return response
+
+
+class _ImageOrigin(BaseHTTPRequestHandler):
+    """``/go?to=<Location>`` answers 302 with exactly that Location header; anything else is
+    a small PNG."""
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        query = parse_qs(urlsplit(self.path).query)
+        if "to" in query:
+            self.send_response(302)
+            self.send_header("Location", query["to"][0])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        body = tiny_png()
+        self.send_response(200)
+        self.send_header("Content-Type", "image/png")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="session")
+def image_origin() -> Iterator[str]:
+    """An HTTP server on loopback for imports: images, and redirects to any Location."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ImageOrigin)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

@@ -6,16 +6,12 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import orjson
 import pytest
 
-from tests.api.conftest import ApiServer, tiny_png
+from tests.api.conftest import ApiServer
 
 DEEP = 300
 """Deeper than orjson writes (255), shallower than it reads (1,024)."""
@@ -77,45 +73,14 @@ def test_metadata_nested_deeper_than_can_be_stored(api: ApiServer, key: str) -> 
         == 201
 
 
-class _Redirects(BaseHTTPRequestHandler):
-    """``/go?to=<Location>`` answers 302 with exactly that Location header."""
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        query = parse_qs(urlsplit(self.path).query)
-        if "to" in query:
-            self.send_response(302)
-            self.send_header("Location", query["to"][0])
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        body = tiny_png()
-        self.send_response(200)
-        self.send_header("Content-Type", "image/png")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture(scope="module")
-def redirector() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Redirects)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-
-
 @pytest.mark.parametrize("location", [
     "http:\\\\host/x", "http:\\host/x", "http://[::1", "http://xn--/", "http://2001:db8::1/",
     "http://a b/", "ftp://host/x", "http://user@host/",
 ])
-def test_import_redirected_to_a_malformed_location(api: ApiServer, key: str, redirector: str,
+def test_import_redirected_to_a_malformed_location(api: ApiServer, key: str, image_origin: str,
                                                    location: str) -> None:
     response = api.request("POST", "/v1/import", key=key,
-                           json={"url": f"{redirector}/go?to={location}"})
+                           json={"url": f"{image_origin}/go?to={location}"})
     assert_4xx(response, 400, "fetch_failed")
 
 
@@ -126,12 +91,12 @@ def test_import_of_a_malformed_url(api: ApiServer, key: str, url: str) -> None:
     assert_4xx(response, 400, "fetch_failed")
 
 
-def test_import_with_metadata_nested_too_deep(api: ApiServer, key: str, redirector: str) -> None:
+def test_import_with_metadata_nested_too_deep(api: ApiServer, key: str, image_origin: str) -> None:
     for body in ({"metadata": {"a": nested(DEEP)}}, {"a": nested(DEEP)}):
         response = api.request("POST", "/v1/import", key=key,
-                               json={"url": f"{redirector}/image.png", **body})
+                               json={"url": f"{image_origin}/image.png", **body})
         assert_4xx(response, 422, "validation_error")
     fine = api.request("POST", "/v1/import", key=key,
-                       json={"url": f"{redirector}/image.png", "a": nested(5)})
+                       json={"url": f"{image_origin}/image.png", "a": nested(5)})
     assert fine.status_code == 201, fine.text
     assert fine.json()["a"] == nested(5)
