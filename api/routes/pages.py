@@ -18,12 +18,12 @@ import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from api.routes.html_page import origin_of
 from api.settings import Settings
 
 HERE = Path(__file__).resolve().parents[1]  # api/: the files live beside the packages
@@ -46,8 +46,7 @@ class WebFile:
 
 def page_security_policy(settings: Settings) -> str:
     """The upload page loads only its own files; images may also come from the CDN base."""
-    cdn = urlsplit(settings.effective_cdn_url)
-    cdn_origin = f"{cdn.scheme}://{cdn.netloc}" if cdn.scheme and cdn.netloc else ""
+    cdn_origin = origin_of(settings.effective_cdn_url)
     return ("default-src 'self'; "
             f"img-src 'self' data: blob: {cdn_origin}".rstrip() + "; "
             "script-src 'self'; style-src 'self'; connect-src 'self'; "

@@ -20,12 +20,9 @@ from starlette.routing import Mount, Route
 
 import transformer
 from api.errors import http_exception_response
-from api.serving.observability import (
-    Observed,
-    access_log_to_stdout,
-    mark_worker_gone,
-    metrics_endpoint,
-)
+from api.serving.metrics_access import MetricsAccess
+from api.serving.observability import Observed, access_log_to_stdout, mark_worker_gone
+from api.serving.shutdown_answer import AnswerCancelled
 from api.serving.store_startup import prepare_originals_store
 from api.settings import Settings
 from cache import DiskCache, MemoryCache, RenditionCache
@@ -113,7 +110,6 @@ def create_app(settings: Settings | None = None) -> Observed:
 
     routes: list[Route | Mount] = [
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
-        Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]
     if api_app is not None and mcp is not None:
         from api.agents.http_endpoint import PATH as MCP_PATH
@@ -125,4 +121,8 @@ def create_app(settings: Settings | None = None) -> Observed:
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={HTTPException: http_exception_response})
     access_log = access_log_to_stdout() if settings.access_log else None
-    return Observed(RoleApp(cdn, app), log_format=settings.log_format, access_log=access_log)
+    bind = settings.metrics_bind
+    metrics = MetricsAccess(RoleApp(cdn, app), token=settings.metrics_token,
+                            metrics_port=bind[1] if bind else None)
+    return Observed(AnswerCancelled(metrics), log_format=settings.log_format,
+                    access_log=access_log)

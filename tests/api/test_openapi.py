@@ -3,7 +3,7 @@
 Three layers: the document validates as OpenAPI 3.1; it names exactly the /v1 routes the app
 has (so neither can drift alone); and schemathesis sends generated requests to every operation
 of a real server and checks that nothing answers 5xx, every status is documented and every
-body matches its schema. Examples per operation are few to keep the suite fast.
+body matches its schema. Examples per operation: the fuzz budget (``--fuzz-budget``).
 """
 
 from __future__ import annotations
@@ -30,10 +30,17 @@ from starlette.routing import Route
 
 from api.routes.pages import OPENAPI_PATH
 from api.serving.v1_app import ROUTES
-from tests.conftest import CorpusImage, RunningServer, running_server
+from tests.conftest import (
+    CorpusImage,
+    RunningServer,
+    fuzz_budget,
+    fuzz_is_fixed,
+    running_server,
+)
 
 HTTP_METHODS = {"get", "put", "post", "patch", "delete", "head", "options", "trace"}
-MAX_EXAMPLES = 8
+MAX_EXAMPLES = fuzz_budget()
+"""Per operation; tests/api/test_fuzz.py goes further (odd JSON, forms, a stateful walk)."""
 
 schema = schemathesis.openapi.from_path(OPENAPI_PATH)
 
@@ -217,6 +224,7 @@ def test_real_responses_match_document(server: RunningServer, auth: dict[str, st
         check("DELETE", "/v1/media/batch",
               http.request("DELETE", "/v1/media/batch", json={"ids": [extra["id"]]}), 200)
         check("GET", "/v1/verify", anon.get("/v1/verify", params={"token": "nope"}), 400)
+        check("POST", "/v1/verify", anon.post("/v1/verify", data={"token": "nope"}), 400)
         check("GET", "/v1/upgrade", anon.get("/v1/upgrade"), 200)
         check("POST", "/v1/keys", anon.post("/v1/keys", json={"email": "nope"}), 422)
         gone = check("POST", "/v1/upload", http.post("/v1/upload", files=file), 201)
@@ -226,7 +234,7 @@ def test_real_responses_match_document(server: RunningServer, auth: dict[str, st
 
 
 @schema.parametrize()
-@settings(max_examples=MAX_EXAMPLES, deadline=None, database=None, derandomize=True,
+@settings(max_examples=MAX_EXAMPLES, deadline=None, database=None, derandomize=fuzz_is_fixed(),
           suppress_health_check=list(HealthCheck))
 def test_server_conforms_to_document(case: Any, server: RunningServer,
                                      auth: dict[str, str]) -> None:
