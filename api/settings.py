@@ -83,6 +83,16 @@ class Settings(BaseSettings):
     """Where ``403 registration_closed`` sends people (action redirect); default: public URL."""
     body_idle_timeout: float = Field(30, gt=0)
     """Seconds an upload/JSON body may stall before 408 (see api/body_stream.py)."""
+    body_budget_mb: int = Field(560, ge=1)
+    """Bytes of upload/import bodies one process receives at once (api/intake/body_budget.py):
+    eight bodies of the largest size (70 MB); more wait, then 503."""
+    body_budget_wait: float = Field(10, gt=0)
+    """Seconds a body waits for room in the body budget before 503 + Retry-After."""
+    refused_uploads_per_hour: int = Field(20, ge=1)
+    """Uploads/imports of one team per hour that may be refused for their content or for
+    want of room (unsupported_format, file_too_large, a full body budget) before its next
+    attempts are 429: as many as an anonymous caller may upload, so junk cannot be repeated
+    at will with a free key."""
     retention_sweep_seconds: float = Field(300, gt=0)
     """How often each API process looks for expired media to delete."""
 

@@ -90,7 +90,17 @@ class S3OriginalsStore:
                     await s3.put_object(Bucket=self.bucket, Key=key, Body=bytes(data))
                     return len(data)
                 data = _as_chunks(bytes(data))
-            return await self._put_multipart(s3, key, data)
+            # A stream that fits in one part goes up as one PUT, like bytes of that size.
+            chunks = aiter(data)
+            first = bytearray()
+            async for chunk in chunks:
+                first += chunk
+                if len(first) > PART_SIZE:
+                    break
+            else:
+                await s3.put_object(Bucket=self.bucket, Key=key, Body=bytes(first))
+                return len(first)
+            return await self._put_multipart(s3, key, _after(first, chunks))
 
     async def _put_multipart(self, s3: Any, key: str, chunks: AsyncIterable[bytes]) -> int:
         upload = await s3.create_multipart_upload(Bucket=self.bucket, Key=key)
@@ -204,6 +214,12 @@ class S3OriginalsStore:
             await self._stack.aclose()
             self._stack = None
             self._client = None
+
+
+async def _after(first: bytearray, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield bytes(first)
+    async for chunk in rest:
+        yield chunk
 
 
 async def _as_chunks(data: bytes) -> AsyncIterator[bytes]:

@@ -15,10 +15,10 @@ import trustme
 from api.intake.url_import import (
     MAX_REDIRECTS,
     FetchedImage,
-    SourceUnreachable,
     FetchTooLarge,
     ImportFetchError,
     InvalidImportUrl,
+    SourceUnreachable,
     fetch_image,
     is_public_address,
 )
