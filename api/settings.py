@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     (MinIO, moto, R2, ...), never on AWS itself, where buckets come from the operator."""
     database_url: str | None = None
     """Default SQLite in the data dir; ``postgresql://...`` for PostgreSQL."""
+    database_timeout: float = Field(10, gt=0)
+    """Seconds allowed for connecting to PostgreSQL, for waiting for a pooled connection and
+    for one statement; past it the request is 503 + Retry-After (api/db/availability.py)."""
 
     memory_cache_mb: int = Field(256, ge=0)
     disk_cache_mb: int = Field(2048, ge=0)

@@ -8,7 +8,11 @@ Steps, in order (each can refuse; nothing is left behind when one does):
    again by the unique index when two requests race);
 3. write the original to the store under a fresh media id;
 4. one transaction: take the quota (monthly upload + bytes) and insert the row. A duplicate
-   or a quota refusal rolls the transaction back and removes the original again.
+   or a quota refusal rolls the transaction back and removes the original again. When the
+   outcome of the COMMIT is unknown (the connection broke during it, or the request was
+   cancelled), the original is kept: the row may exist. An original left without a row
+   (this, or a crash between 3 and 4) is removed by the reconciler
+   (``api.lifecycle.reconcile``) after a grace period.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from starlette.responses import Response
 
 import transformer
 from api.context import ApiContext
+from api.db import DatabaseUnavailable
 from api.db.accounts import KeyOwner, anonymous_team
 from api.db.counters import hit_window, take_storage, window_count
 from api.db.media import MediaRecord, get_media, insert_media, media_by_external_id
@@ -73,8 +78,7 @@ class Uploader:
 async def uploader_for(ctx: ApiContext, owner: KeyOwner | None) -> Uploader:
     if owner is not None:
         return Uploader(owner, owner.team_id, owner.team_hash)
-    async with ctx.db.read() as conn:
-        team = await anonymous_team(conn)
+    team = await ctx.db.fetch(anonymous_team)
     return Uploader(None, team["id"], team["hash"])
 
 
@@ -146,6 +150,17 @@ async def ingest(ctx: ApiContext, uploader: Uploader, body: SpooledBody, fields:
             raise ServiceUnavailable("A concurrent change interfered; try again.",
                                      retry_after=1) from None
         raise await _duplicate(ctx, uploader, existing) from None
+    except DatabaseUnavailable as error:
+        if error.outcome_unknown:  # the row may exist: the reconciler decides later
+            log.warning("upload %s/%s: the database connection broke while committing; its "
+                        "original is kept until reconciled", uploader.team_hash, media_id)
+        else:
+            await _remove_original(ctx, uploader.team_hash, media_id)
+        raise
+    except asyncio.CancelledError:
+        # Cancelled (shutdown) maybe while the COMMIT was on its way: whether the row exists
+        # is unknown, so the original stays; the reconciler removes it if no row came.
+        raise
     except BaseException:
         await _remove_original(ctx, uploader.team_hash, media_id)
         raise

@@ -25,6 +25,7 @@ from api.serving.observability import (
     mark_worker_gone,
     metrics_endpoint,
 )
+from api.serving.readiness import readiness
 from api.serving.store_startup import prepare_originals_store
 from api.settings import Settings
 from cache import DiskCache, MemoryCache, RenditionCache
@@ -81,12 +82,22 @@ def create_app(settings: Settings | None = None) -> Observed:
         api_app = build_api_app(settings, store, purge=cdn.purge if cdn is not None else None)
 
     async def healthz(request: Request) -> Response:
+        # Liveness only: the process answers. Whether it can reach its database and store is
+        # /readyz (api.serving.readiness).
         if api_app is not None and not api_app.state.ready:
             return Response(b'{"status":"starting"}', status_code=503,
                             media_type="application/json")
         # The pid tells which worker answered: a load balancer or benchmark can wait until
         # every worker is up instead of pinning all its connections to the first one.
         return Response(b'{"status":"ok","pid":%d}' % os.getpid(), media_type="application/json")
+
+    async def readyz(request: Request) -> Response:
+        if api_app is None:
+            return await readiness(store, None)
+        ctx = getattr(api_app.state, "api", None)
+        if ctx is None or not api_app.state.ready:
+            return await readiness(store, None, starting=True)
+        return await readiness(store, ctx.db.ping)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -104,6 +115,7 @@ def create_app(settings: Settings | None = None) -> Observed:
 
     routes: list[Route | Mount] = [
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
+        Route("/readyz", readyz, methods=["GET", "HEAD"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]
     if api_app is not None:

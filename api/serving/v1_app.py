@@ -3,8 +3,8 @@
 The composing app (api/app.py) mounts it and must run its lifespan, which opens the
 database, applies migrations (once, even with several processes), loads the signing secret
 and starts the retention sweeper. Errors of every kind leave here in the reference's JSON
-shape: ApiError subclasses, unknown routes (404), wrong methods (405) and, for real bugs
-only, a logged 500.
+shape: ApiError subclasses, unknown routes (404), wrong methods (405), the database away
+(503 + Retry-After, ``api.serving.db_outage``) and, for real bugs only, a logged 500.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -24,11 +25,12 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.context import ApiContext, Purge
-from api.db import Database
+from api.db import Database, DatabaseUnavailable
 from api.errors import ApiError, InternalError, error_response, http_exception_response
 from api.lifecycle.retention import run_sweeper
 from api.routes import batch, import_, keys, media, upload, usage, verification, viewer
 from api.rules.signing import Signer, load_secret
+from api.serving.db_outage import database_unavailable, retry_reads, sqlalchemy_error
 from api.settings import Settings
 from transformer.originals import OriginalsStore
 
@@ -38,16 +40,16 @@ ROUTES = [
     Route("/v1/keys", keys.create_key, methods=["POST"]),
     Route("/v1/upload", upload.upload, methods=["POST"]),
     Route("/v1/import", import_.import_, methods=["POST"]),
-    Route("/v1/media", media.list_handler, methods=["GET"]),
+    Route("/v1/media", retry_reads(media.list_handler), methods=["GET"]),
     Route("/v1/media/batch", batch.batch_update, methods=["PATCH"]),
     Route("/v1/media/batch", batch.batch_delete, methods=["DELETE"]),
-    Route("/v1/media/{id}", media.get_handler, methods=["GET"]),
+    Route("/v1/media/{id}", retry_reads(media.get_handler), methods=["GET"]),
     Route("/v1/media/{id}", media.patch_handler, methods=["PATCH"]),
     Route("/v1/media/{id}", media.delete_handler, methods=["DELETE"]),
-    Route("/v1/usage", usage.usage, methods=["GET"]),
-    Route("/v1/namespaces", usage.namespaces, methods=["GET"]),
+    Route("/v1/usage", retry_reads(usage.usage), methods=["GET"]),
+    Route("/v1/namespaces", retry_reads(usage.namespaces), methods=["GET"]),
     Route("/v1/verify", verification.verify, methods=["GET"]),
-    Route("/v1/upgrade", verification.upgrade, methods=["GET"]),
+    Route("/v1/upgrade", retry_reads(verification.upgrade), methods=["GET"]),
     Route("/{id}", viewer.viewer, methods=["GET"]),
 ]
 
@@ -69,7 +71,7 @@ def build_api_app(settings: Settings, store: OriginalsStore,
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        db = Database(settings.effective_database_url)
+        db = Database(settings.effective_database_url, timeout=settings.database_timeout)
         try:
             await db.migrate()
             ctx = ApiContext(settings, db, store, purge, Signer(load_secret(settings)))
@@ -91,6 +93,8 @@ def build_api_app(settings: Settings, store: OriginalsStore,
         lifespan=lifespan,
         middleware=[*_cors(settings), Middleware(IgnoreTrailingSlash)],
         exception_handlers={ApiError: _api_error, HTTPException: http_exception_response,
+                            DatabaseUnavailable: database_unavailable,
+                            SQLAlchemyError: sqlalchemy_error(_unexpected),
                             Exception: _unexpected},
     )
     app.state.ready = False
