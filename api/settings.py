@@ -98,6 +98,12 @@ class Settings(BaseSettings):
     at will with a free key."""
     retention_sweep_seconds: float = Field(300, gt=0)
     """How often each API process looks for expired media to delete."""
+    reconcile_seconds: float = Field(3600, gt=0)
+    """One reconcile pass per this many seconds, by one API process of all that share the
+    database (api/lifecycle/reconcile.py): originals without a row are removed."""
+    orphan_grace_seconds: float = Field(3600, ge=0)
+    """An original without a row is removed only once it is this old: far longer than an
+    upload takes between storing its original and committing its row."""
 
     @field_validator("trusted_proxies")
     @classmethod

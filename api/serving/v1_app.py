@@ -2,9 +2,10 @@
 
 The composing app (api/app.py) mounts it and must run its lifespan, which opens the
 database, applies migrations (once, even with several processes), loads the signing secret
-and starts the retention sweeper. Errors of every kind leave here in the reference's JSON
-shape: ApiError subclasses, unknown routes (404), wrong methods (405), the database away
-(503 + Retry-After, ``api.serving.db_outage``) and, for real bugs only, a logged 500.
+and starts the retention sweeper and the reconciler. Errors of every kind leave here in the
+reference's JSON shape: ApiError subclasses, unknown routes (404), wrong methods (405), the
+database away (503 + Retry-After, ``api.serving.db_outage``) and, for real bugs only, a
+logged 500.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api.context import ApiContext, Purge
 from api.db import Database, DatabaseUnavailable
 from api.errors import ApiError, InternalError, error_response, http_exception_response
+from api.lifecycle.reconcile import run_reconciler
 from api.lifecycle.retention import run_sweeper
 from api.routes import batch, import_, keys, media, upload, usage, verification, viewer
 from api.rules.signing import Signer, load_secret
@@ -76,15 +78,21 @@ def build_api_app(settings: Settings, store: OriginalsStore,
             await db.migrate()
             ctx = ApiContext(settings, db, store, purge, Signer(load_secret(settings)))
             app.state.api = ctx
-            sweeper = asyncio.create_task(run_sweeper(ctx, settings.retention_sweep_seconds))
+            background = [
+                asyncio.create_task(run_sweeper(ctx, settings.retention_sweep_seconds)),
+                asyncio.create_task(run_reconciler(ctx, settings.reconcile_seconds,
+                                                   settings.orphan_grace_seconds)),
+            ]
             app.state.ready = True
             try:
                 yield
             finally:
                 app.state.ready = False
-                sweeper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sweeper
+                for task in background:
+                    task.cancel()
+                for task in background:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
         finally:
             await db.close()
 

@@ -23,10 +23,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from transformer.originals.protocol import (
     BucketMissing,
+    ListedOriginal,
     OriginalNotFound,
     StoredOriginal,
     StoreUnavailable,
     object_key,
+    valid_name,
 )
 
 PART_SIZE = 8 * 1024 * 1024
@@ -169,6 +171,31 @@ class S3OriginalsStore:
             s3 = await self._s3()
             await s3.delete_object(Bucket=self.bucket, Key=key)
         return True
+
+    async def list_teams(self) -> AsyncIterator[str]:
+        base = f"{self.prefix}/" if self.prefix else ""
+        with _mapped_errors(base or self.bucket):
+            s3 = await self._s3()
+            pages = s3.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=base, Delimiter="/")
+            async for page in pages:  # S3 lists keys (and these prefixes) in byte order
+                for common in page.get("CommonPrefixes", ()):
+                    name = str(common["Prefix"])[len(base):].rstrip("/")
+                    if valid_name(name):
+                        yield name
+
+    async def list_originals(self, team_hash: str) -> AsyncIterator[ListedOriginal]:
+        if not valid_name(team_hash):
+            return
+        base = f"{self.prefix}/{team_hash}/" if self.prefix else f"{team_hash}/"
+        with _mapped_errors(base):
+            s3 = await self._s3()
+            pages = s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=base)
+            async for page in pages:
+                for item in page.get("Contents", ()):
+                    uid = str(item["Key"])[len(base):]
+                    if valid_name(uid):
+                        yield ListedOriginal(uid, item["LastModified"].timestamp())
 
     async def ensure_bucket(self) -> None:
         """Create the bucket if missing (tests and first start against an empty endpoint)."""
