@@ -151,7 +151,7 @@ def test_postgresql_cut_during_uploads_lists_and_batches(
             clients = [pool.submit(client, w) for w in range(4)]
             for cycle in range(4):
                 wanted = 20 * (cycle + 1)
-                wait_until(lambda n=wanted: sum(statuses.values()) > n, "traffic")  # type: ignore[misc]
+                wait_until(lambda n=wanted: sum(statuses.values()) > n, "traffic")
                 if cycle % 2:
                     terminate_backends(fresh_pg)
                 else:
