@@ -13,6 +13,8 @@ read directly (not through the API under test):
 from __future__ import annotations
 
 import asyncio
+import io
+import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from PIL import Image
 
 from api.db import Database
 from tests.api.conftest import postgres_databases  # noqa: F401 - the fixture, shared
@@ -144,3 +147,12 @@ def team_of(media: dict[str, Any]) -> str:
 
 def originals_dir(data_dir: Path) -> str:
     return f"file://{(data_dir / 'originals').resolve()}"
+
+
+def noise_png(size: int, seed: int) -> bytes:
+    """An incompressible PNG of about ``size`` bytes (large enough to be spooled)."""
+    side = int((size / 3) ** 0.5)
+    pixels = random.Random(seed).randbytes(side * side * 3)
+    out = io.BytesIO()
+    Image.frombytes("RGB", (side, side), pixels).save(out, format="PNG", compress_level=0)
+    return out.getvalue()

@@ -5,9 +5,7 @@ every 201 kept, no original without a row once the reconciler has run, counters 
 from __future__ import annotations
 
 import concurrent.futures
-import io
 import os
-import random
 import signal
 import sqlite3
 import threading
@@ -15,7 +13,6 @@ from pathlib import Path
 
 import httpx
 import psutil
-from PIL import Image
 
 from tests.api.conftest import fresh_email, tiny_png
 from tests.conftest import RunningServer, start_server, stop_server
@@ -23,6 +20,7 @@ from tests.faults.conftest import (
     assert_consistent,
     direct_pg_url,
     metric,
+    noise_png,
     originals_dir,
     stored_state,
     wait_until,
@@ -35,15 +33,6 @@ def new_key(server: RunningServer) -> str:
     answer = httpx.post(f"{server.url}/v1/keys", json={"email": fresh_email("kill")}, timeout=30)
     assert answer.status_code == 201, answer.text
     return str(answer.json()["key"])
-
-
-def noise_png(size: int, seed: int) -> bytes:
-    """An incompressible PNG of about ``size`` bytes (large enough to be spooled)."""
-    side = int((size / 3) ** 0.5)
-    pixels = random.Random(seed).randbytes(side * side * 3)
-    out = io.BytesIO()
-    Image.frombytes("RGB", (side, side), pixels).save(out, format="PNG", compress_level=0)
-    return out.getvalue()
 
 
 def test_worker_killed_between_original_and_row_leaves_no_orphan(tmp_path: Path) -> None:
