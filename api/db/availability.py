@@ -3,7 +3,9 @@
 PostgreSQL restarting, a network cut, a terminated backend, a full pool or SQLite's lock
 timeout all surface as different exceptions, from three layers:
 
-- SQLAlchemy: ``OperationalError``, ``InterfaceError`` ("connection is closed", asyncpg's
+- SQLAlchemy: ``OperationalError`` (on SQLite only the lock, busy, I/O and full-disk ones:
+  SQLite reports a syntax error or a missing table as an OperationalError too, and those are
+  bugs, to stay 500s), ``InterfaceError`` ("connection is closed", asyncpg's
   "another operation is in progress"), any ``DBAPIError`` it marked
   ``connection_invalidated``, a pool ``TimeoutError``, ``DisconnectionError``; and a
   PostgreSQL error whose SQLSTATE class says so (08 connection exception, 53 insufficient
@@ -18,10 +20,14 @@ exception types are judged, so an unrelated I/O error in a handler is not mistak
 
 from __future__ import annotations
 
+import sqlite3
+
 import asyncpg
 from sqlalchemy import exc as sa_exc
 
 _TRANSIENT_SQLSTATE_CLASSES = ("08", "53", "57")
+_SQLITE_TRANSIENT = ("database is locked", "database table is locked", "database is busy",
+                     "disk i/o error", "unable to open database file", "database or disk is full")
 _ASYNCPG_TRANSIENT = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
@@ -52,6 +58,8 @@ def is_unavailable(error: BaseException, *, connecting: bool = False) -> bool:
     if isinstance(error, sa_exc.DBAPIError):
         if error.connection_invalidated:
             return True
+        if isinstance(error, sa_exc.OperationalError) and isinstance(error.orig, sqlite3.Error):
+            return any(text in str(error.orig).lower() for text in _SQLITE_TRANSIENT)
         if isinstance(error, (sa_exc.OperationalError, sa_exc.InterfaceError)):
             return True
         sqlstate = str(getattr(error.orig, "sqlstate", None) or "")
