@@ -133,6 +133,11 @@ def test_worker_kill_9_during_a_stream_of_uploads(tmp_path: Path, fresh_pg: str)
             for _ in range(8):  # some uploads through, more in flight: now kill a worker
                 ok_count.acquire(timeout=60)
             victim = sorted(before)[0]
+            port = int(server.url.rsplit(":", 1)[1])
+            # ... while it holds a client connection (one per upload here): mid-upload.
+            wait_until(lambda: any(c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port
+                                   for c in psutil.Process(victim).net_connections()),
+                       "the victim busy with an upload")
             os.kill(victim, signal.SIGKILL)
             for future in streams:
                 future.result()
