@@ -7,6 +7,8 @@ mock). Without root (mount refused) these tests skip with the reason.
   the cache fills again.
 - The spool's filesystem full: an upload too large to be kept in memory is a 503 +
   Retry-After and leaves nothing behind; a small one (kept in memory) is stored.
+- The originals' filesystem full: an upload that does not fit is a 503 + Retry-After and
+  leaves nothing behind (no half file, no row, nothing counted).
 """
 
 from __future__ import annotations
@@ -115,6 +117,31 @@ def test_spool_filesystem_full(tmp_path: Path, small_filesystem: Mount) -> None:
         assert stored.ids() == {small.json()["id"]}
         assert not list((data_dir / "spool").iterdir())
         assert "spool directory" in server.log() and "Traceback" not in server.log()
+    finally:
+        http.close()
+        stop_server(server)
+
+
+def test_originals_filesystem_full(tmp_path: Path, small_filesystem: Mount) -> None:
+    data_dir = tmp_path / "node"
+    originals = small_filesystem(data_dir / "originals", 1024)
+    server = start_server(data_dir, {})
+    http = httpx.Client(base_url=server.url, timeout=120)
+    try:
+        key = http.post("/v1/keys", json={"email": fresh_email("full")}).json()["key"]
+        auth = {"Authorization": f"Bearer {key}"}
+        fits = http.post("/v1/upload", headers=auth, files={"file": ("a.png", tiny_png())})
+        assert fits.status_code == 201, fits.text
+        too_big = http.post("/v1/upload", headers=auth,
+                            files={"file": ("big.png", noise_png(3_000_000, seed=2))})
+        assert_wait_503(too_big)
+        stored = stored_state(f"sqlite+aiosqlite:///{data_dir / 'imgpro.db'}",
+                              originals_dir(data_dir))
+        assert_consistent(stored)
+        assert stored.ids() == {fits.json()["id"]}
+        assert not [p for p in originals.rglob("*.tmp")]  # no half-written file left
+        assert http.get("/v1/usage", headers=auth).json()["uploads_used"] == 1
+        assert "Traceback" not in server.log(), server.log()
     finally:
         http.close()
         stop_server(server)

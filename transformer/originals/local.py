@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import time
 import uuid
@@ -17,10 +18,13 @@ from transformer.originals.protocol import (
     ListedOriginal,
     OriginalNotFound,
     StoredOriginal,
+    StoreUnavailable,
     object_key,
     valid_name,
 )
 
+_UNAVAILABLE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO})
+"""Write errors that mean "the disk cannot take it now" (503, retry), not a bug."""
 STALE_TEMP_SECONDS = 3600.0
 """A temporary file of ``put`` this old belongs to a writer that died (``kill -9``): the
 listing removes it. A live write renames its file long before."""
@@ -51,6 +55,11 @@ class LocalOriginalsStore:
                     async for chunk in data:
                         written += await out.write(chunk)
             await aiofiles.os.replace(tmp, path)
+        except OSError as exc:
+            await _unlink_quietly(tmp)
+            if exc.errno in _UNAVAILABLE:
+                raise StoreUnavailable(f"cannot write {team_hash}/{uid}: {exc.strerror}") from exc
+            raise
         except BaseException:
             await _unlink_quietly(tmp)
             raise
