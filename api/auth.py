@@ -41,8 +41,8 @@ async def optional_key(request: Request) -> KeyOwner | None:
     if not token.startswith(KEY_PREFIX):
         raise Unauthorized("Invalid API key.")
     ctx = context_of(request)
-    async with ctx.db.read() as conn:
-        owner = await key_owner(conn, hash_api_key(token))
+    key_hash = hash_api_key(token)
+    owner = await ctx.db.fetch(lambda conn: key_owner(conn, key_hash))
     if owner is None:
         raise Unauthorized("Invalid API key.")
     if owner.key_status != "active":

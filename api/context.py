@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from starlette.requests import Request
 
 import transformer
 from api.db import Database
+from api.intake.body_budget import BodyBudget
+from api.intake.spool import SpooledBody
 from api.rules.signing import Signer
 from api.settings import Settings
 from transformer.originals import OriginalsStore
@@ -25,6 +28,21 @@ class ApiContext:
     store: OriginalsStore
     purge: Purge | None
     signer: Signer
+    bodies: BodyBudget = field(init=False)
+    """Room for upload/import bodies in flight in this process (IMGPRO_BODY_BUDGET_MB)."""
+
+    def __post_init__(self) -> None:
+        self.bodies = BodyBudget(self.settings.body_budget_mb * 1024 * 1024,
+                                 self.settings.body_budget_wait)
+
+    @property
+    def spool_dir(self) -> Path:
+        """Where large bodies are kept while they are received: the data disk."""
+        return self.settings.data_dir / "spool"
+
+    def new_body(self, *, max_bytes: int | None = None) -> SpooledBody:
+        """An empty body that reserves its room from this process's body budget."""
+        return SpooledBody(self.spool_dir, self.bodies, max_bytes=max_bytes)
 
     @property
     def max_pixels(self) -> int:

@@ -9,6 +9,7 @@
      ├── MethodNotAllowed             method_not_allowed    405
      ├── Duplicate                    duplicate             409     (+ ``media``: the existing one)
      ├── RequestTimeout               request_timeout       408     (a stalled body; closes)
+     ├── BodyIncomplete               body_incomplete       400     (the client went away mid-body)
      ├── QuotaExceeded                quota_exceeded        413     upgrade (signed one-click URL)
      ├── RateLimited                  rate_limited          429     wait (+ Retry-After header)
      ├── MissingFile                  missing_file          400
@@ -109,6 +110,19 @@ class RequestTimeout(ApiError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, headers={"Connection": "close"})
+
+
+class BodyIncomplete(ApiError):
+    """The client closed its connection before its body was complete. Nobody reads the
+    answer; raising it (instead of Starlette's ``ClientDisconnect``) ends the request the way
+    every other refusal does: nothing stored, counted as a refusal, no traceback."""
+
+    code = "body_incomplete"
+    status = 400
+
+    def __init__(self) -> None:
+        super().__init__("The connection closed before the request body was complete.",
+                         headers={"Connection": "close"})
 
 
 class QuotaExceeded(ApiError):

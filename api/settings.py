@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     (MinIO, moto, R2, ...), never on AWS itself, where buckets come from the operator."""
     database_url: str | None = None
     """Default SQLite in the data dir; ``postgresql://...`` for PostgreSQL."""
+    database_timeout: float = Field(10, gt=0)
+    """Seconds allowed for connecting to PostgreSQL, for waiting for a pooled connection and
+    for one statement; past it the request is 503 + Retry-After (api/db/availability.py)."""
 
     memory_cache_mb: int = Field(256, ge=0)
     disk_cache_mb: int = Field(2048, ge=0)
@@ -97,8 +100,24 @@ class Settings(BaseSettings):
     """Where ``403 registration_closed`` sends people (action redirect); default: public URL."""
     body_idle_timeout: float = Field(30, gt=0)
     """Seconds an upload/JSON body may stall before 408 (see api/body_stream.py)."""
+    body_budget_mb: int = Field(560, ge=1)
+    """Bytes of upload/import bodies one process receives at once (api/intake/body_budget.py):
+    eight bodies of the largest size (70 MB); more wait, then 503."""
+    body_budget_wait: float = Field(10, gt=0)
+    """Seconds a body waits for room in the body budget before 503 + Retry-After."""
+    refused_uploads_per_hour: int = Field(20, ge=1)
+    """Uploads/imports of one team per hour that may be refused for their content or for
+    want of room (unsupported_format, file_too_large, a full body budget) before its next
+    attempts are 429: as many as an anonymous caller may upload, so junk cannot be repeated
+    at will with a free key."""
     retention_sweep_seconds: float = Field(300, gt=0)
     """How often each API process looks for expired media to delete."""
+    reconcile_seconds: float = Field(3600, gt=0)
+    """One reconcile pass per this many seconds, by one API process of all that share the
+    database (api/lifecycle/reconcile.py): originals without a row are removed."""
+    orphan_grace_seconds: float = Field(3600, ge=0)
+    """An original without a row is removed only once it is this old: far longer than an
+    upload takes between storing its original and committing its row."""
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -13,7 +13,7 @@ from transformer._encoder_settings import (
 from transformer._engine import configure
 from transformer._errors import ImageTooLarge, TransformError, TransformTimeout, UnsupportedImage
 from transformer._pipeline import DEFAULT_MAX_PIXELS, transform
-from transformer._probe import probe
+from transformer._probe import probe, probe_file
 from transformer._sizing import target_dimensions
 from transformer._sniff import SNIFF_BYTES, sniff_format
 from transformer._types import (
@@ -50,6 +50,7 @@ __all__ = [
     "configure",
     "encoder_options",
     "probe",
+    "probe_file",
     "sniff_format",
     "target_dimensions",
     "transform",

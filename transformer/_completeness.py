@@ -18,6 +18,8 @@ TIFF, HEIF/AVIF and SVG are left to their decoders, which notice missing data th
 
 from __future__ import annotations
 
+import mmap
+
 from transformer._errors import UnsupportedImage
 
 _JPEG_EOI = b"\xff\xd9"
@@ -26,12 +28,17 @@ _PNG_IEND = b"IEND\xaeB`\x82"
 _BMP_UNCOMPRESSED = (0, 3, 6)  # BI_RGB, BI_BITFIELDS, BI_ALPHABITFIELDS
 
 
-def check_complete(kind: str, data: bytes) -> None:
+Data = bytes | mmap.mmap
+"""The file's bytes or a read-only map of it: both slice to bytes and have ``rfind``."""
+_TAIL_BLOCK = 4096
+
+
+def check_complete(kind: str, data: Data) -> None:
     """Raise ``UnsupportedImage`` when ``data`` (sniffed as ``kind``) is visibly cut short."""
     complete = {
         "jpeg": _jpeg_complete,
         "png": lambda d: d.rfind(_PNG_IEND) != -1,
-        "gif": lambda d: d.rstrip(b"\0").endswith(b";"),
+        "gif": _gif_complete,
         "webp": lambda d: len(d) >= 8 + int.from_bytes(d[4:8], "little"),
         "bmp": _bmp_complete,
     }.get(kind)
@@ -39,12 +46,24 @@ def check_complete(kind: str, data: bytes) -> None:
         raise UnsupportedImage(f"the {kind.upper()} image is truncated (its end is missing)")
 
 
-def _jpeg_complete(data: bytes) -> bool:
+def _gif_complete(data: Data) -> bool:
+    """The last byte that is not zero padding is the trailer ``;`` (read from the end in
+    blocks, so a map is not paged in whole)."""
+    end = len(data)
+    while end > 0:
+        block = data[max(0, end - _TAIL_BLOCK):end].rstrip(b"\0")
+        if block:
+            return block.endswith(b";")
+        end -= _TAIL_BLOCK
+    return False
+
+
+def _jpeg_complete(data: Data) -> bool:
     sos = _first_scan(data)
     return sos is not None and data.rfind(_JPEG_EOI) > sos
 
 
-def _first_scan(data: bytes) -> int | None:
+def _first_scan(data: Data) -> int | None:
     """Offset of the first SOS marker, walking the marker segments from SOI."""
     i = 2
     while i + 4 <= len(data):
@@ -62,7 +81,7 @@ def _first_scan(data: bytes) -> int | None:
     return None
 
 
-def _bmp_complete(data: bytes) -> bool:
+def _bmp_complete(data: Data) -> bool:
     if len(data) < 34 or int.from_bytes(data[14:18], "little") < 40:
         return True  # OS/2 core headers: rare, left to the decoder
     if int.from_bytes(data[30:34], "little") not in _BMP_UNCOMPRESSED:

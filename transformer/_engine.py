@@ -42,8 +42,10 @@ def ensure_initialised() -> None:
         pyvips.cache_set_max_files(0)
         pyvips.operation_block_set("VipsForeignLoad", True)
         for nickname in ALLOWED_LOADERS:
-            gtype = pyvips.type_find("VipsForeignLoad", f"{nickname}_buffer")
-            pyvips.operation_block_set(pyvips.type_name(gtype), False)
+            # From a buffer (transform, probe) and from a file descriptor (probe_file).
+            for variant in ("buffer", "source"):
+                gtype = pyvips.type_find("VipsForeignLoad", f"{nickname}_{variant}")
+                pyvips.operation_block_set(pyvips.type_name(gtype), False)
         pyvips.concurrency_set(DEFAULT_VIPS_THREADS)
         _initialised = True
 

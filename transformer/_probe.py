@@ -14,9 +14,12 @@ in the middle of a request.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import mmap
+import os
 from dataclasses import dataclass
-from typing import Literal
+from typing import IO, Literal
 
 import pyvips
 from PIL import Image
@@ -68,9 +71,15 @@ class Header:
         return self.info.format in ANIMATED_FORMATS and self.info.frames > 1
 
 
-def read_header(data: bytes) -> Header:
+Data = bytes | mmap.mmap
+"""What the header readers accept: the bytes of a file, or a read-only map of one."""
+
+
+def read_header(data: Data, *, descriptor: int | None = None) -> Header:
     """Type, dimensions and layout of ``data`` from its header alone.
 
+    With ``descriptor`` (the open file that ``data`` maps), libvips reads the header from the
+    file instead of being handed the buffer, which it would copy whole first.
     Raises ``UnsupportedImage`` for anything we do not recognise or cannot parse.
     """
     kind = sniff_format(data[:SNIFF_BYTES])
@@ -80,8 +89,8 @@ def read_header(data: bytes) -> Header:
     if kind == "bmp":
         return _bmp_header(data)
     if kind == "svg":
-        return _svg_header(data)
-    return _vips_header(kind, data)
+        return _svg_header(data if isinstance(data, bytes) else data[:])
+    return _vips_header(kind, data, descriptor)
 
 
 def refuse_oversized(header: Header, max_pixels: int | None, *, frames: int = 1) -> None:
@@ -110,10 +119,38 @@ def probe(data: bytes, *, max_pixels: int | None = None) -> ImageInfo:
     return header.info
 
 
-def _vips_header(kind: str, data: bytes) -> Header:
+def probe_file(file: IO[bytes], *, max_pixels: int | None = None) -> ImageInfo:
+    """``probe`` of an image in an open file (a spooled upload), without reading it into memory.
+
+    libvips reads the header through the file descriptor, and the completeness check reads
+    the few bytes it needs through a read-only map, so a large file costs page cache, not a
+    copy in the process: ``probe(bytes)`` hands libvips the buffer, which it copies whole. An
+    SVG is the exception (its sandboxed parser needs the document), so callers that accept
+    large files should refuse a large SVG by its size before probing.
+    """
+    descriptor = file.fileno()
+    if os.fstat(descriptor).st_size == 0:
+        raise UnsupportedImage("the file is empty")
+    view = mmap.mmap(descriptor, 0, access=mmap.ACCESS_READ)
+    try:
+        header = read_header(view, descriptor=descriptor)
+        refuse_oversized(header, max_pixels)
+        check_complete(header.info.format, view)
+    finally:
+        # A reader still holding the map (BufferError) lets it be unmapped when collected.
+        with contextlib.suppress(BufferError):
+            view.close()
+    return header.info
+
+
+def _vips_header(kind: str, data: Data, descriptor: int | None = None) -> Header:
     ensure_initialised()
     try:
-        image = pyvips.Image.new_from_buffer(data, "", access="sequential")
+        if descriptor is not None:
+            source = pyvips.Source.new_from_descriptor(descriptor)
+            image = pyvips.Image.new_from_source(source, "", access="sequential")
+        else:
+            image = pyvips.Image.new_from_buffer(data, "", access="sequential")
         width, height, has_alpha = image.width, image.height, bool(image.hasalpha())
         fields = set(image.get_fields())
         pages = int(image.get("n-pages")) if "n-pages" in fields else 1
@@ -161,7 +198,7 @@ def _svg_header(data: bytes) -> Header:
     return Header(info=info, decoder="svg-sandbox")
 
 
-def _bmp_header(data: bytes) -> Header:
+def _bmp_header(data: Data) -> Header:
     width, height = _bmp_dimensions(data)
     pillow_limit = Image.MAX_IMAGE_PIXELS
     if pillow_limit is not None and width * height > pillow_limit:
@@ -169,7 +206,11 @@ def _bmp_header(data: bytes) -> Header:
         raise ImageTooLarge(f"BMP declares {width}x{height} = {width * height} pixels, more "
                             f"than the {pillow_limit} Pillow decodes safely")
     try:
-        with Image.open(io.BytesIO(data), formats=["BMP"]) as image:
+        # Pillow reads the headers and the palette only; a map is a file object already
+        # (io.BytesIO would copy it whole).
+        source: IO[bytes] = io.BytesIO(data) if isinstance(data, bytes) else data  # type: ignore[assignment]
+        source.seek(0)
+        with Image.open(source, formats=["BMP"]) as image:
             has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
     except _PILLOW_ERRORS as exc:
         raise UnsupportedImage("not a readable BMP image") from exc
@@ -178,7 +219,7 @@ def _bmp_header(data: bytes) -> Header:
                   buffered_bytes=width * height * PILLOW_BYTES_PER_PIXEL)
 
 
-def _bmp_dimensions(data: bytes) -> tuple[int, int]:
+def _bmp_dimensions(data: Data) -> tuple[int, int]:
     """Width and height from the BMP file and DIB headers (OS/2 core or Windows info)."""
     if len(data) < 26:
         raise UnsupportedImage("not a readable BMP image (header cut short)")

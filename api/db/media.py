@@ -240,3 +240,62 @@ async def namespace_totals(conn: AsyncConnection, team_id: int) -> list[tuple[st
         .order_by(count.desc(), media.c.namespace)
     )
     return [(ns, int(n), int(size)) for ns, n, size in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRow:
+    """What the reconciler needs of a row: is its original meant to be in the store?"""
+
+    id: str
+    created_at: int
+    live: bool
+    """Not deleted: its original must exist."""
+    removed: bool
+    """Deleted and its original removed: an original under this id is nobody's."""
+
+
+def _byte_order(column: sa.ColumnElement[str], conn: AsyncConnection) -> sa.ColumnElement[str]:
+    """Compare and sort as bytes, like the store's listings (PostgreSQL's default collation
+    may not; SQLite's BINARY does)."""
+    return column.collate("C") if conn.dialect.name == "postgresql" else column
+
+
+async def team_id_by_hash(conn: AsyncConnection, team_hash: str) -> int | None:
+    found = await conn.execute(sa.select(teams.c.id).where(teams.c.hash == team_hash))
+    value = found.scalar_one_or_none()
+    return int(value) if value is not None else None
+
+
+async def team_rows(conn: AsyncConnection, team_id: int, after: str | None,
+                    limit: int) -> list[StoredRow]:
+    """The next ``limit`` rows of a team (deleted ones too) after id ``after``, by id in byte
+    order: one side of the reconciler's merge."""
+    ordered = _byte_order(media.c.id, conn)
+    query = (sa.select(media.c.id, media.c.created_at, media.c.deleted_at,
+                       media.c.original_removed)
+             .where(media.c.team_id == team_id).order_by(ordered).limit(limit))
+    if after is not None:
+        query = query.where(ordered > after)
+    rows = (await conn.execute(query)).all()
+    return [StoredRow(r[0], int(r[1]), r[2] is None, bool(r[3])) for r in rows]
+
+
+async def live_rows_by_team(conn: AsyncConnection, created_before: int) -> dict[str, int]:
+    """Live rows created before ``created_before``, counted per team hash: the reconciler
+    finds teams whose originals are all missing (the store lists nothing of them)."""
+    rows = await conn.execute(
+        sa.select(teams.c.hash, sa.func.count())
+        .select_from(media.join(teams, media.c.team_id == teams.c.id))
+        .where(_LIVE, media.c.created_at < created_before)
+        .group_by(teams.c.hash)
+    )
+    return {str(team_hash): int(count) for team_hash, count in rows}
+
+
+async def owning_rows(conn: AsyncConnection, ids: Sequence[str]) -> list[str]:
+    """Which of ``ids`` have a row that still owns its original (live, or deleted with the
+    removal not yet recorded): the reconciler's last check before removing an original."""
+    rows = await conn.execute(
+        sa.select(media.c.id).where(media.c.id.in_(ids),
+                                    sa.or_(_LIVE, media.c.original_removed.is_(False))))
+    return [str(r[0]) for r in rows]

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 
 from starlette.requests import ClientDisconnect, Request
 
-from api.errors import ApiError, RequestTimeout
+from api.errors import ApiError, BodyIncomplete, RequestTimeout
 
 IDLE_SECONDS = 30.0
 """Default longest wait for the next chunk (a phone on a bad network sends something in 30 s)."""
@@ -40,6 +40,8 @@ async def body_chunks(request: Request, *, total: float = TOTAL_SECONDS) -> Asyn
                 chunk = await anext(stream)
         except StopAsyncIteration:
             return
+        except ClientDisconnect:
+            raise BodyIncomplete() from None
         except TimeoutError:
             raise RequestTimeout("The request body stopped arriving; send it again.") from None
         yield chunk
@@ -65,6 +67,6 @@ async def drain_small_body(request: Request, limit: int = DRAIN_BYTES) -> bool:
     try:
         async for _ in body_chunks(request, total=DRAIN_SECONDS):
             pass
-    except (ApiError, ClientDisconnect):
+    except ApiError:
         return False
     return True

@@ -17,7 +17,9 @@ and returns them as an "image". The rules, all of which hold for every redirect 
 - at most :data:`MAX_REDIRECTS` redirects, followed by hand, each re-checked as above;
 - a connect timeout and a total deadline over everything (DNS, redirects, a trickling body);
 - the body is read as it streams and abandoned one byte past ``max_bytes``; a declared
-  ``Content-Length`` above it is refused before reading.
+  ``Content-Length`` above it is refused before reading. With ``into`` (a ``BodySink``, the
+  API's spooled body) the bytes go there as they arrive instead of into memory, and the sink
+  is told the declared length first, so it can reserve room for it.
 
 ``allow_private=True`` (``IMGPRO_IMPORT_ALLOW_PRIVATE``, used by tests) lifts only the address rule.
 
@@ -39,11 +41,13 @@ import socket
 import ssl
 from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
+from typing import Protocol
 
 import httpx
 
 __all__ = [
     "MAX_REDIRECTS",
+    "BodySink",
     "SourceUnreachable",
     "FetchTooLarge",
     "FetchedImage",
@@ -68,9 +72,22 @@ _REQUEST_HEADERS = {
 }
 
 
+class BodySink(Protocol):
+    """Where a fetched body goes when it should not be held in memory."""
+
+    async def expect(self, declared: int | None) -> None:
+        """Called once before the first byte, with the declared length (None: unknown)."""
+
+    async def write(self, chunk: bytes) -> None: ...
+
+    async def finish(self) -> None:
+        """Called once the whole body has been written."""
+
+
 @dataclass(frozen=True)
 class FetchedImage:
     data: bytes
+    """The body; empty when it went into a ``BodySink``."""
     content_type: str | None
     """The server's media type, lowercased, without parameters. Not to be trusted for typing."""
     final_url: str
@@ -106,6 +123,7 @@ async def fetch_image(
     total_timeout: float = 30,
     allow_networks: Collection[IPNetwork] = (),
     ssl_context: ssl.SSLContext | None = None,
+    into: BodySink | None = None,
 ) -> FetchedImage:
     """GET ``url`` under the rules of the module doc and return at most ``max_bytes`` of body.
 
@@ -119,6 +137,7 @@ async def fetch_image(
         allow_networks=tuple(allow_networks),
         timeout=httpx.Timeout(total_timeout, connect=connect_timeout),
         verify=ssl_context or True,
+        into=into,
     )
     try:
         async with asyncio.timeout(total_timeout):
@@ -189,8 +208,10 @@ class _Fetch:
         allow_networks: tuple[IPNetwork, ...],
         timeout: httpx.Timeout,
         verify: ssl.SSLContext | bool,
+        into: BodySink | None = None,
     ) -> None:
         self.max_bytes = max_bytes
+        self.into = into
         self.verify = verify
         self.allow_private = allow_private
         self.allow_networks = allow_networks
@@ -289,16 +310,27 @@ class _Fetch:
         if encoding not in ("", "identity"):
             raise SourceUnreachable(
                 f"the server sent a {encoding}-encoded body; identity was asked")
+        sink = self.into
+        if sink is not None:
+            await sink.expect(int(declared) if declared.isdigit() else None)
         body = bytearray()
+        received = 0
         try:
             async for chunk in response.aiter_raw():
-                body += chunk
-                if len(body) > self.max_bytes:
+                received += len(chunk)
+                if received > self.max_bytes:
                     raise FetchTooLarge(f"the image is larger than {self.max_bytes} bytes")
+                if sink is not None:
+                    await sink.write(chunk)
+                else:
+                    body += chunk
         except httpx.TimeoutException:
             raise SourceUnreachable("the server stopped sending in time") from None
         except httpx.HTTPError as exc:
             raise SourceUnreachable(f"the download broke off: {_describe(exc)}") from None
+        if sink is not None:
+            await sink.finish()
+            return b""
         return bytes(body)
 
 

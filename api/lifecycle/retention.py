@@ -12,6 +12,7 @@ import asyncio
 import logging
 
 from api.context import ApiContext
+from api.db import DatabaseUnavailable
 from api.db.accounts import drop_expired_pending_keys
 from api.db.counters import drop_expired_windows
 from api.db.media import expired, originals_to_remove
@@ -50,6 +51,8 @@ async def run_sweeper(ctx: ApiContext, interval: float) -> None:
                 log.info("retention: deleted %d expired media", deleted)
         except asyncio.CancelledError:
             raise
+        except DatabaseUnavailable as exc:  # an outage, not a bug: no traceback
+            log.warning("retention sweep skipped, retrying in %.0f s: %s", interval, exc)
         except Exception:
             log.exception("retention sweep failed; retrying in %.0f s", interval)
         await asyncio.sleep(interval)

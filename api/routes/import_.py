@@ -11,7 +11,7 @@ from starlette.responses import Response
 from api.auth import check_ability, optional_key
 from api.context import context_of
 from api.errors import ApiError, FetchFailed, FileTooLarge, InvalidRequest, MissingUrl
-from api.intake.ingest import admit, check_fields_for, ingest, uploader_for
+from api.intake.ingest import admit, check_fields_for, count_refusal, ingest, uploader_for
 from api.intake.request_json import read_json_object
 from api.intake.url_import import FetchTooLarge, ImportFetchError, fetch_image
 from api.rules.media_fields import parse_media_fields
@@ -40,20 +40,20 @@ async def import_(request: Request) -> Response:
     headers = await admit(ctx, request, uploader, ctx.now())
     limit = max_file_bytes(authenticated=owner is not None, svg=False)
     try:
-        fetched = await fetch_image(url.strip(), max_bytes=limit,
-                                    allow_private=ctx.settings.import_allow_private)
-    except FetchTooLarge:
-        raise _with(FileTooLarge(f"The image exceeds the size limit of {limit // MB} MB."),
-                    headers) from None
-    except ImportFetchError as exc:
-        raise _with(FetchFailed(f"Could not fetch the URL: {exc}"), headers) from None
-    try:
-        return await ingest(ctx, uploader, fetched.data, fields, name_from_url(fetched.final_url),
-                            headers)
+        # The download goes into a spooled body whose room in the body budget is reserved
+        # once the source declares its length (the limit when it does not).
+        async with ctx.new_body(max_bytes=limit) as received:
+            try:
+                fetched = await fetch_image(url.strip(), max_bytes=limit, into=received,
+                                            allow_private=ctx.settings.import_allow_private)
+            except FetchTooLarge:
+                raise FileTooLarge(
+                    f"The image exceeds the size limit of {limit // MB} MB.") from None
+            except ImportFetchError as exc:
+                raise FetchFailed(f"Could not fetch the URL: {exc}") from None
+            return await ingest(ctx, uploader, received, fields,
+                                name_from_url(fetched.final_url), headers)
     except ApiError as error:
-        raise _with(error, headers) from None
-
-
-def _with(error: ApiError, headers: dict[str, str]) -> ApiError:
-    error.headers = {**headers, **error.headers}
-    return error
+        await count_refusal(ctx, uploader, error)
+        error.headers = {**headers, **error.headers}
+        raise

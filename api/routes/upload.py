@@ -9,7 +9,7 @@ from api.auth import check_ability, optional_key
 from api.context import context_of
 from api.errors import ApiError
 from api.intake.body_stream import drain_small_body
-from api.intake.ingest import admit, check_fields_for, ingest, uploader_for
+from api.intake.ingest import admit, check_fields_for, count_refusal, ingest, uploader_for
 from api.intake.upload_form import read_upload_form
 from api.rules.media_fields import RESERVED_FIELDS, parse_media_fields
 from api.rules.plans import max_file_bytes
@@ -25,18 +25,21 @@ async def upload(request: Request) -> Response:
     body_read = reading = False
     try:
         headers = await admit(ctx, request, uploader, ctx.now())
-        reading = True
-        form = await read_upload_form(
-            request, lambda svg: max_file_bytes(authenticated=owner is not None, svg=svg)
-        )
-        body_read = True
-        # A browser form sends its blank optional inputs as empty strings: they mean "not set".
-        sent = {k: v for k, v in form.fields.items() if not (k in RESERVED_FIELDS and v == "")}
-        fields = parse_media_fields(sent, allow_ttl=owner is not None)
-        check_fields_for(uploader, fields)
-        assert form.file is not None
-        return await ingest(ctx, uploader, form.file, fields, form.filename, headers)
+        async with ctx.new_body() as body:
+            reading = True
+            form = await read_upload_form(
+                request, lambda svg: max_file_bytes(authenticated=owner is not None, svg=svg),
+                body,
+            )
+            body_read = True
+            # A browser form sends its blank optional inputs as empty strings: "not set".
+            sent = {k: v for k, v in form.fields.items()
+                    if not (k in RESERVED_FIELDS and v == "")}
+            fields = parse_media_fields(sent, allow_ttl=owner is not None)
+            check_fields_for(uploader, fields)
+            return await ingest(ctx, uploader, body, fields, form.filename, headers)
     except ApiError as error:
+        await count_refusal(ctx, uploader, error)
         error.headers = {**headers, **error.headers}
         # Refused without reading the body: a small one is read first so the answer arrives
         # (see drain_small_body); otherwise close rather than take what the client sends.

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api.context import ApiContext, context_of
+from api.db import DatabaseUnavailable
 from api.db.media import MediaRecord, get_media
 from api.errors import NotFound
 from api.routes.html_page import html_page, message_page, origin_of
@@ -48,12 +49,26 @@ async def viewer(request: Request) -> Response:
     media_id = request.path_params["id"]
     if not looks_like_media_id(media_id):
         raise NotFound("Not found.")  # not an id: the API's JSON 404 for unknown routes
-    async with ctx.db.read() as conn:
-        record = await get_media(conn, media_id)
+    try:
+        record = await ctx.db.fetch(lambda conn: get_media(conn, media_id))
+    except DatabaseUnavailable:
+        return unavailable_page()
     expiry = record.effective_expiry if record else None
     if record is None or not record.public or (expiry is not None and expiry <= ctx.now()):
         return not_found_page()
     return viewer_page(ctx, record)
+
+
+RETRY_AFTER = 3
+
+
+def unavailable_page() -> Response:
+    """The database is away: a page for people, 503 with Retry-After for crawlers and CDNs."""
+    page = message_page("Temporarily unavailable",
+                        "This page cannot be shown right now. Please try again in a moment.",
+                        status=503)
+    page.headers["Retry-After"] = str(RETRY_AFTER)
+    return page
 
 
 def viewer_page(ctx: ApiContext, record: MediaRecord) -> Response:

@@ -47,6 +47,11 @@ KEYS_PER_EMAIL = Window("keys-email-hour", KEYS_PER_EMAIL_PER_HOUR, 3600)
 KEYS_PER_IP = Window("keys-ip-hour", KEYS_PER_IP_PER_HOUR, 3600)
 
 
+def refused_uploads_window(limit: int) -> Window:
+    """Refused uploads/imports of one team per hour (``IMGPRO_REFUSED_UPLOADS_PER_HOUR``)."""
+    return Window("refused-upload-hour", limit, 3600)
+
+
 @dataclass(frozen=True, slots=True)
 class WindowState:
     window: Window

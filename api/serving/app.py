@@ -22,6 +22,7 @@ import transformer
 from api.errors import http_exception_response
 from api.serving.metrics_access import MetricsAccess
 from api.serving.observability import Observed, access_log_to_stdout, mark_worker_gone
+from api.serving.readiness import readiness
 from api.serving.shutdown_answer import AnswerCancelled
 from api.serving.store_startup import prepare_originals_store
 from api.settings import Settings
@@ -85,12 +86,22 @@ def create_app(settings: Settings | None = None) -> Observed:
         mcp = McpEndpoint(api_app)
 
     async def healthz(request: Request) -> Response:
+        # Liveness only: the process answers. Whether it can reach its database and store is
+        # /readyz (api.serving.readiness).
         if api_app is not None and not api_app.state.ready:
             return Response(b'{"status":"starting"}', status_code=503,
                             media_type="application/json")
         # The pid tells which worker answered: a load balancer or benchmark can wait until
         # every worker is up instead of pinning all its connections to the first one.
         return Response(b'{"status":"ok","pid":%d}' % os.getpid(), media_type="application/json")
+
+    async def readyz(request: Request) -> Response:
+        if api_app is None:
+            return await readiness(store, None)
+        ctx = getattr(api_app.state, "api", None)
+        if ctx is None or not api_app.state.ready:
+            return await readiness(store, None, starting=True)
+        return await readiness(store, ctx.db.ping)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -110,6 +121,7 @@ def create_app(settings: Settings | None = None) -> Observed:
 
     routes: list[Route | Mount] = [
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
+        Route("/readyz", readyz, methods=["GET", "HEAD"]),
     ]
     if api_app is not None and mcp is not None:
         from api.agents.http_endpoint import PATH as MCP_PATH

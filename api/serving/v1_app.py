@@ -2,9 +2,10 @@
 
 The composing app (api/app.py) mounts it and must run its lifespan, which opens the
 database, applies migrations (once, even with several processes), loads the signing secret
-and starts the retention sweeper. Errors of every kind leave here in the reference's JSON
-shape: ApiError subclasses, unknown routes (404), wrong methods (405) and, for real bugs
-only, a logged 500.
+and starts the retention sweeper and the reconciler. Errors of every kind leave here in the
+reference's JSON shape: ApiError subclasses, unknown routes (404), wrong methods (405), the
+database away (503 + Retry-After, ``api.serving.db_outage``) and, for real bugs only, a
+logged 500.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -24,11 +26,13 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.context import ApiContext, Purge
-from api.db import Database
+from api.db import Database, DatabaseUnavailable
 from api.errors import ApiError, InternalError, error_response, http_exception_response
+from api.lifecycle.reconcile import run_reconciler
 from api.lifecycle.retention import run_sweeper
 from api.routes import batch, import_, keys, media, upload, usage, verification, viewer
 from api.rules.signing import Signer, load_secret
+from api.serving.db_outage import database_unavailable, retry_reads, sqlalchemy_error
 from api.serving.observability import loggable
 from api.settings import Settings
 from transformer.originals import OriginalsStore
@@ -39,17 +43,17 @@ ROUTES = [
     Route("/v1/keys", keys.create_key, methods=["POST"]),
     Route("/v1/upload", upload.upload, methods=["POST"]),
     Route("/v1/import", import_.import_, methods=["POST"]),
-    Route("/v1/media", media.list_handler, methods=["GET"]),
+    Route("/v1/media", retry_reads(media.list_handler), methods=["GET"]),
     Route("/v1/media/batch", batch.batch_update, methods=["PATCH"]),
     Route("/v1/media/batch", batch.batch_delete, methods=["DELETE"]),
-    Route("/v1/media/{id}", media.get_handler, methods=["GET"]),
+    Route("/v1/media/{id}", retry_reads(media.get_handler), methods=["GET"]),
     Route("/v1/media/{id}", media.patch_handler, methods=["PATCH"]),
     Route("/v1/media/{id}", media.delete_handler, methods=["DELETE"]),
-    Route("/v1/usage", usage.usage, methods=["GET"]),
-    Route("/v1/namespaces", usage.namespaces, methods=["GET"]),
-    Route("/v1/verify", verification.verify, methods=["GET"]),
+    Route("/v1/usage", retry_reads(usage.usage), methods=["GET"]),
+    Route("/v1/namespaces", retry_reads(usage.namespaces), methods=["GET"]),
+    Route("/v1/verify", retry_reads(verification.verify), methods=["GET"]),  # a page: reads only
     Route("/v1/verify", verification.confirm, methods=["POST"]),
-    Route("/v1/upgrade", verification.upgrade, methods=["GET"]),
+    Route("/v1/upgrade", retry_reads(verification.upgrade), methods=["GET"]),
     Route("/{id}", viewer.viewer, methods=["GET"]),
 ]
 
@@ -72,20 +76,26 @@ def build_api_app(settings: Settings, store: OriginalsStore,
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        db = Database(settings.effective_database_url)
+        db = Database(settings.effective_database_url, timeout=settings.database_timeout)
         try:
             await db.migrate()
             ctx = ApiContext(settings, db, store, purge, Signer(load_secret(settings)))
             app.state.api = ctx
-            sweeper = asyncio.create_task(run_sweeper(ctx, settings.retention_sweep_seconds))
+            background = [
+                asyncio.create_task(run_sweeper(ctx, settings.retention_sweep_seconds)),
+                asyncio.create_task(run_reconciler(ctx, settings.reconcile_seconds,
+                                                   settings.orphan_grace_seconds)),
+            ]
             app.state.ready = True
             try:
                 yield
             finally:
                 app.state.ready = False
-                sweeper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sweeper
+                for task in background:
+                    task.cancel()
+                for task in background:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
         finally:
             await db.close()
 
@@ -94,6 +104,8 @@ def build_api_app(settings: Settings, store: OriginalsStore,
         lifespan=lifespan,
         middleware=[*_cors(settings), Middleware(IgnoreTrailingSlash)],
         exception_handlers={ApiError: _api_error, HTTPException: http_exception_response,
+                            DatabaseUnavailable: database_unavailable,
+                            SQLAlchemyError: sqlalchemy_error(_unexpected),
                             Exception: _unexpected},
     )
     app.state.ready = False

@@ -13,7 +13,7 @@ import transformer
 
 EXPECTED = {
     # the two entry points and the process-wide set-up
-    "transform", "probe", "configure", "sniff_format",
+    "transform", "probe", "probe_file", "configure", "sniff_format",
     # errors
     "TransformError", "UnsupportedImage", "ImageTooLarge", "TransformTimeout",
     # vocabulary

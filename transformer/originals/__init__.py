@@ -2,7 +2,8 @@
 
     open_store(url)          file:///path -> LocalOriginalsStore
                              s3://bucket/prefix -> S3OriginalsStore
-    OriginalsStore           put / get / stream / head / delete / prepare / close
+    OriginalsStore           put / get / stream / head / delete / list_teams / list_originals /
+                             prepare / close
     OriginalNotFound         404 for the CDN and the API
     StoreUnavailable         503 + Retry-After
     BucketMissing            a deployment error: stop at start-up
@@ -13,16 +14,19 @@ from __future__ import annotations
 from transformer.originals.local import LocalOriginalsStore
 from transformer.originals.protocol import (
     BucketMissing,
+    ListedOriginal,
     OriginalNotFound,
     OriginalsStore,
     StoredOriginal,
     StoreUnavailable,
     object_key,
+    valid_name,
 )
 from transformer.originals.s3 import S3OriginalsStore
 
 __all__ = [
     "BucketMissing",
+    "ListedOriginal",
     "LocalOriginalsStore",
     "OriginalNotFound",
     "OriginalsStore",
@@ -31,6 +35,7 @@ __all__ = [
     "StoredOriginal",
     "object_key",
     "open_store",
+    "valid_name",
 ]
 
 

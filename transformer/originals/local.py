@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import errno
 import os
+import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
 from pathlib import Path
 
 import aiofiles
 import aiofiles.os
 
-from transformer.originals.protocol import OriginalNotFound, StoredOriginal, object_key
+from transformer.originals.protocol import (
+    ListedOriginal,
+    OriginalNotFound,
+    StoredOriginal,
+    StoreUnavailable,
+    object_key,
+    valid_name,
+)
+
+_UNAVAILABLE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO})
+"""Write errors that mean "the disk cannot take it now" (503, retry), not a bug."""
+STALE_TEMP_SECONDS = 3600.0
+"""A temporary file of ``put`` this old belongs to a writer that died (``kill -9``): the
+listing removes it. A live write renames its file long before."""
 
 
 class LocalOriginalsStore:
@@ -39,6 +55,11 @@ class LocalOriginalsStore:
                     async for chunk in data:
                         written += await out.write(chunk)
             await aiofiles.os.replace(tmp, path)
+        except OSError as exc:
+            await _unlink_quietly(tmp)
+            if exc.errno in _UNAVAILABLE:
+                raise StoreUnavailable(f"cannot write {team_hash}/{uid}: {exc.strerror}") from exc
+            raise
         except BaseException:
             await _unlink_quietly(tmp)
             raise
@@ -75,6 +96,42 @@ class LocalOriginalsStore:
         except (FileNotFoundError, NotADirectoryError, OriginalNotFound):
             return False
         return True
+
+    async def list_teams(self) -> AsyncIterator[str]:
+        for name in await asyncio.to_thread(self._team_names):
+            yield name
+
+    async def list_originals(self, team_hash: str) -> AsyncIterator[ListedOriginal]:
+        if not valid_name(team_hash):
+            return
+        for listed in await asyncio.to_thread(self._team_files, self.root / team_hash):
+            yield listed
+
+    def _team_names(self) -> list[str]:
+        try:
+            names = os.listdir(self.root)
+        except FileNotFoundError:
+            return []
+        return sorted(n for n in names if valid_name(n) and (self.root / n).is_dir())
+
+    def _team_files(self, folder: Path) -> list[ListedOriginal]:
+        found = []
+        now = time.time()
+        try:
+            entries = list(os.scandir(folder))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if valid_name(entry.name) and entry.is_file(follow_symlinks=False):
+                found.append(ListedOriginal(entry.name, st.st_mtime))
+            elif entry.name.endswith(".tmp") and now - st.st_mtime > STALE_TEMP_SECONDS:
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+        return sorted(found, key=lambda listed: listed.uid.encode())
 
     async def prepare(self, *, create_missing: bool) -> None:
         return None  # the directory was created when the store was opened

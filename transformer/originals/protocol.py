@@ -8,7 +8,7 @@ answer 404. ``tests/transformer/originals`` runs one suite over every implementa
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncGenerator, AsyncIterable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -34,6 +34,19 @@ class StoredOriginal:
     etag: str
 
 
+@dataclass(frozen=True, slots=True)
+class ListedOriginal:
+    """One original of a team's listing: its uid and when it was stored (Unix seconds)."""
+
+    uid: str
+    modified: float
+
+
+def valid_name(name: str) -> bool:
+    """A team hash or uid the store can hold (what ``object_key`` accepts)."""
+    return bool(_NAME.match(name))
+
+
 def object_key(team_hash: str, uid: str) -> str:
     """The store key of an original; refuses anything that could escape the namespace."""
     if not _NAME.match(team_hash) or not _NAME.match(uid):
@@ -57,6 +70,13 @@ class OriginalsStore(Protocol):
 
     async def delete(self, team_hash: str, uid: str) -> bool:
         """Remove the original; True if something was removed."""
+
+    def list_teams(self) -> AsyncIterator[str]:
+        """Every team hash with at least one original, in byte order."""
+
+    def list_originals(self, team_hash: str) -> AsyncIterator[ListedOriginal]:
+        """Every original of one team, by uid in byte order: what the reconciler
+        (``api.lifecycle.reconcile``) merges with the database's rows."""
 
     async def prepare(self, *, create_missing: bool) -> None:
         """Start-up check that the store can be used, creating its container when allowed.

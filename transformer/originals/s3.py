@@ -23,10 +23,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from transformer.originals.protocol import (
     BucketMissing,
+    ListedOriginal,
     OriginalNotFound,
     StoredOriginal,
     StoreUnavailable,
     object_key,
+    valid_name,
 )
 
 PART_SIZE = 8 * 1024 * 1024
@@ -90,7 +92,17 @@ class S3OriginalsStore:
                     await s3.put_object(Bucket=self.bucket, Key=key, Body=bytes(data))
                     return len(data)
                 data = _as_chunks(bytes(data))
-            return await self._put_multipart(s3, key, data)
+            # A stream that fits in one part goes up as one PUT, like bytes of that size.
+            chunks = aiter(data)
+            first = bytearray()
+            async for chunk in chunks:
+                first += chunk
+                if len(first) > PART_SIZE:
+                    break
+            else:
+                await s3.put_object(Bucket=self.bucket, Key=key, Body=bytes(first))
+                return len(first)
+            return await self._put_multipart(s3, key, _after(first, chunks))
 
     async def _put_multipart(self, s3: Any, key: str, chunks: AsyncIterable[bytes]) -> int:
         upload = await s3.create_multipart_upload(Bucket=self.bucket, Key=key)
@@ -160,6 +172,31 @@ class S3OriginalsStore:
             await s3.delete_object(Bucket=self.bucket, Key=key)
         return True
 
+    async def list_teams(self) -> AsyncIterator[str]:
+        base = f"{self.prefix}/" if self.prefix else ""
+        with _mapped_errors(base or self.bucket):
+            s3 = await self._s3()
+            pages = s3.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=base, Delimiter="/")
+            async for page in pages:  # S3 lists keys (and these prefixes) in byte order
+                for common in page.get("CommonPrefixes", ()):
+                    name = str(common["Prefix"])[len(base):].rstrip("/")
+                    if valid_name(name):
+                        yield name
+
+    async def list_originals(self, team_hash: str) -> AsyncIterator[ListedOriginal]:
+        if not valid_name(team_hash):
+            return
+        base = f"{self.prefix}/{team_hash}/" if self.prefix else f"{team_hash}/"
+        with _mapped_errors(base):
+            s3 = await self._s3()
+            pages = s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=base)
+            async for page in pages:
+                for item in page.get("Contents", ()):
+                    uid = str(item["Key"])[len(base):]
+                    if valid_name(uid):
+                        yield ListedOriginal(uid, item["LastModified"].timestamp())
+
     async def ensure_bucket(self) -> None:
         """Create the bucket if missing (tests and first start against an empty endpoint)."""
         await self.prepare(create_missing=True)
@@ -204,6 +241,12 @@ class S3OriginalsStore:
             await self._stack.aclose()
             self._stack = None
             self._client = None
+
+
+async def _after(first: bytearray, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield bytes(first)
+    async for chunk in rest:
+        yield chunk
 
 
 async def _as_chunks(data: bytes) -> AsyncIterator[bytes]:

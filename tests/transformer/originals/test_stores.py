@@ -111,3 +111,53 @@ def test_open_store_picks_by_url(tmp_path: Path) -> None:
     s3 = open_store("s3://bucket/some/prefix", s3_endpoint_url="http://127.0.0.1:1")
     assert isinstance(s3, S3OriginalsStore)
     assert (s3.bucket, s3.prefix) == ("bucket", "some/prefix")
+
+
+async def test_listings_are_sorted_by_bytes(store: OriginalsStore) -> None:
+    import time
+
+    assert [t async for t in store.list_teams()] == []
+    for team, uid in (("tb", "Zz"), ("ta", "b1"), ("ta", "B2"), ("ta", "a-3"), ("t-a", "x")):
+        await store.put(team, uid, b"data")
+    assert [t async for t in store.list_teams()] == ["t-a", "ta", "tb"]
+    listed = [item async for item in store.list_originals("ta")]
+    assert [item.uid for item in listed] == ["B2", "a-3", "b1"]
+    assert all(abs(item.modified - time.time()) < 300 for item in listed)
+    assert [item async for item in store.list_originals("absent")] == []
+    assert [item async for item in store.list_originals("../etc")] == []
+
+
+async def test_s3_stream_of_one_part_is_one_put(moto_server) -> None:  # type: ignore[no-untyped-def]
+    s3 = S3OriginalsStore(f"bucket-{uuid.uuid4().hex[:12]}", endpoint_url=moto_server.endpoint_url)
+    await s3.ensure_bucket()
+    try:
+        async def chunks(total: int) -> AsyncIterator[bytes]:
+            for start in range(0, total, 1 << 20):
+                yield b"z" * min(1 << 20, total - start)
+
+        for total in (3 << 20, PART_SIZE, PART_SIZE + 5):
+            assert await s3.put("team", f"u{total}", chunks(total)) == total
+            assert await s3.get("team", f"u{total}") == b"z" * total
+    finally:
+        await s3.close()
+
+
+def test_local_listing_removes_temp_files_of_dead_writers(tmp_path: Path) -> None:
+    import os
+    import time
+
+    store = LocalOriginalsStore(tmp_path)
+    folder = tmp_path / "team"
+    folder.mkdir()
+    (folder / "keep").write_bytes(b"x")
+    stale, fresh = folder / ".keep.dead.tmp", folder / ".keep.live.tmp"
+    stale.write_bytes(b"half")
+    fresh.write_bytes(b"half")
+    old = time.time() - 7200
+    os.utime(stale, (old, old))
+
+    async def listing() -> list[str]:
+        return [item.uid async for item in store.list_originals("team")]
+
+    assert asyncio.run(listing()) == ["keep"]
+    assert not stale.exists() and fresh.exists()
