@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from api.commands.http_client import USER_AGENT
+from transformer.origin.error_body import error_body  # failures that never got an API answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,11 +27,6 @@ class Answer:
     @property
     def ok(self) -> bool:
         return 200 <= self.status < 300
-
-
-def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
-    """An error in the reference's shape, for failures that never got an API answer."""
-    return {"error": code, "message": message, **extra}
 
 
 class ImgproApi:

@@ -29,9 +29,10 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from api.agents.api_client import Answer, ImgproApi, error_body
+from api.agents.api_client import Answer, ImgproApi
 from api.rules.cdn_urls import cdn_urls as all_cdn_urls
 from api.rules.plans import MB, max_file_bytes
+from transformer.origin.error_body import error_body
 
 ApiFor = Callable[[Context], ImgproApi]
 """The API as the caller of this tool request sees it (its key)."""

@@ -7,7 +7,12 @@ name cannot linger in the list.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import types
+from pathlib import Path
+
+import pytest
 
 import transformer
 
@@ -30,9 +35,31 @@ def test_all_is_exactly_the_public_surface() -> None:
 
 
 def test_every_public_name_is_in_all() -> None:
-    public = {name for name, value in vars(transformer).items()
-              if not name.startswith("_") and not isinstance(value, types.ModuleType)}
+    for name in transformer.__all__:  # load them all, then look at what the module holds
+        getattr(transformer, name)
+    public = {name for name in dir(transformer) if not name.startswith("_")
+              and not isinstance(getattr(transformer, name), types.ModuleType)
+              and name not in ("annotations", "import_module", "TYPE_CHECKING", "Any")}
     assert public == set(transformer.__all__)
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="no attribute 'transfrom'"):
+        transformer.transfrom  # type: ignore[attr-defined]  # noqa: B018
+
+
+def test_light_names_do_not_load_libvips() -> None:
+    """The vocabulary, the errors and sniffing: what the client commands and the serve
+    supervisor take from the library, without its decoders."""
+    code = ("import sys; from transformer import FORMATS, TransformError, sniff_format; "
+            "print('pyvips' in sys.modules, 'PIL' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, cwd=Path(__file__).resolve().parents[2])
+    assert done.stdout.split() == ["False", "False"]
+
+
+def test_every_name_has_a_home() -> None:
+    assert set(transformer._HOMES) == set(transformer.__all__)
 
 
 def test_listed_names_exist() -> None:
