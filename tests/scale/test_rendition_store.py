@@ -24,6 +24,7 @@ import pytest
 from aiobotocore.session import get_session
 from prometheus_client.parser import text_string_to_metric_families
 
+from cache import digest_of
 from tests.api.conftest import ApiServer, _admin
 from tests.conftest import (
     S3_ENV,
@@ -35,7 +36,7 @@ from tests.conftest import (
 )
 from tests.scale.conftest import NodeFactory, start_nodes
 from tests.scale.tcp_gate import TcpGate
-from transformer import ENCODER_SETTINGS_VERSION
+from transformer import ENCODER_SETTINGS_VERSION, transform
 from transformer.originals.s3 import S3OriginalsStore
 
 REVALIDATE_SECONDS = 2
@@ -88,6 +89,18 @@ class Store:
                 await store.put(team, uid, data)
             finally:
                 await store.close()
+
+        asyncio.run(put())
+
+    def put_rendition(self, team: str, uid: str, variant: str, data: bytes, state: str) -> None:
+        """An object as another node's write would leave it."""
+
+        async def put() -> None:
+            async with get_session().create_client("s3",
+                                                   endpoint_url=self.moto.endpoint_url) as s3:
+                await s3.put_object(Bucket=self.bucket, Key=f"renditions/{team}/{uid}/{variant}",
+                                    Body=data, Metadata={"digest": digest_of(data),
+                                                         "state": state})
 
         asyncio.run(put())
 
@@ -191,9 +204,8 @@ def test_one_node_renders_and_the_other_serves_it_from_the_store(
     assert metric(b, "imgpro_cache_requests_total", layer="store", result="hit") >= 2
 
 
-@pytest.mark.parametrize("ext", ["jpeg"])
 def test_sixteen_concurrent_requests_over_two_nodes_transform_once(
-        cluster: Cluster, photo: CorpusImage, ext: str) -> None:
+        cluster: Cluster, photo: CorpusImage) -> None:
     uid = "burst1"
     cluster.store.put_original(uid, photo.data)
     nodes = cluster.cdn * 8
@@ -201,7 +213,7 @@ def test_sixteen_concurrent_requests_over_two_nodes_transform_once(
     leases = sum(metric(n, "imgpro_rendition_store_leases_total", result="acquired")
                  for n in cluster.cdn)
     with ThreadPoolExecutor(16) as pool:
-        answers = list(pool.map(lambda n: get(n, f"/{TEAM}/{uid}.{ext}?size=l"), nodes))
+        answers = list(pool.map(lambda n: get(n, f"/{TEAM}/{uid}.jpeg?size=l"), nodes))
     assert len({a.content for a in answers}) == 1, "every answer has the same bytes"
     assert sum(transforms(n) for n in cluster.cdn) == before + 1
     assert sum(metric(n, "imgpro_rendition_store_leases_total", result="acquired")
@@ -238,6 +250,35 @@ def test_a_node_restarted_on_an_empty_data_dir_serves_from_the_store(
     assert served.headers["x-cache"] == "store" and served.headers["x-rendition"] == "final"
     assert transforms(fresh) == 0
     assert served.content == made.content  # while final == fast (TEMPORARY, issue 11)
+
+
+def test_a_provisional_from_the_store_is_left_to_its_maker_then_taken_final(
+        nodes: NodeFactory, moto_server: MotoServer, photo: CorpusImage) -> None:
+    store = fresh_store(moto_server)
+    (node,) = nodes(store.env(IMGPRO_ROLE="cdn", IMGPRO_RENDITION_STORE_REFINE_GRACE="1"))
+    fast = transform(photo.data, "s", "webp", effort="fast").data
+    stand_in = transform(photo.data, "m", "webp").data  # other bytes: "the maker's final"
+    variant = f"s.webp.{V}"
+    for uid in ("maker-alive", "maker-gone"):
+        store.put_original(uid, photo.data)
+        store.put_rendition(TEAM, uid, variant, fast, "provisional")
+        first = get(node, f"/{TEAM}/{uid}.webp?size=s")
+        assert first.headers["x-cache"] == "store" and first.content == fast
+        assert first.headers["x-rendition"] == "provisional"
+    assert metric(node, "imgpro_refine_total") == 0, "left to its maker for the grace"
+
+    store.put_rendition(TEAM, "maker-alive", variant, stand_in, "final")
+    wait_for(lambda: get(node, f"/{TEAM}/maker-alive.webp?size=s").content == stand_in,
+             "the maker's final, picked up from the store after the grace")
+    assert metric(node, "imgpro_refine_total", result="from_store") == 1
+
+    # Nobody refined the other one: after the grace this node does, and stores the final.
+    wait_for(lambda: get(node, f"/{TEAM}/maker-gone.webp?size=s").headers["x-rendition"]
+             == "final", "this node's own final encode")
+    assert metric(node, "imgpro_refine_total", result="refined") == 1
+    wait_for(lambda: store.renditions(TEAM, "maker-gone") == {variant: "final"},
+             "the final replacing the provisional in the store")
+    assert transforms(node) == 0
 
 
 def upload(cluster: Cluster, photo: CorpusImage) -> tuple[str, str, str, str]:
