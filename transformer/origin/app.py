@@ -214,8 +214,8 @@ class CdnOrigin:
             metrics.TRANSFORM_REFUSALS.labels(exc.code).inc()
             raise TransformRefused(exc) from exc
         metrics.count_lookup(layer, self.cache.disk.enabled, self.cache.shared is not None)
-        if layer in ("disk", "store", "coalesced"):  # not read from the originals store just now
-            await self._revalidate(request)
+        if layer in ("disk", "store") or (layer == "coalesced" and self.cache.shared is not None):
+            await self._revalidate(request)  # not read from the originals store just now
         if not entry.final:
             if layer == "store" and self._deferred is not None:
                 self._deferred[key] = True  # its maker refines it; we pick up the final later
