@@ -127,10 +127,12 @@ def build_parser(*, serve_only: bool = False) -> argparse.ArgumentParser:
 
     add_accounts_commands(sub)
 
+    from api.agents import stdio_command  # imgpro mcp: the MCP server over stdio (SDK lazily)
     from api.commands import bulk_upload, key_request  # client commands: upload, keys create
 
     bulk_upload.add_parser(sub)
     key_request.add_parser(sub)
+    stdio_command.add_parser(sub)
     return parser
 
 

@@ -4,7 +4,6 @@
      ├── InvalidRequest               validation_error      422     (+ ``errors`` per field)
      ├── Unauthorized                 unauthorized          401
      ├── Forbidden                    forbidden             403
-     ├── KeyLimitReached              key_limit_reached     403     verify
      ├── RegistrationClosed           registration_closed   403     redirect
      ├── NotFound                     not_found             404
      ├── MethodNotAllowed             method_not_allowed    405
@@ -19,6 +18,9 @@
      ├── FetchFailed                  fetch_failed          400
      ├── ServiceUnavailable           service_unavailable   503     wait (+ Retry-After header)
      └── InternalError                internal_error        500     only for real bugs (logged)
+
+The reference's ``key_limit_reached`` (403, 3 keys while unverified) has no class: pending keys
+take no slot and activating one verifies the account, so it cannot happen (api/routes/keys.py).
 
 Handlers raise these; ``error_response`` is the only code that turns one into a response, and
 the body comes from ``transformer.origin.error_body`` (shared with the CDN origin and the HTTP
@@ -78,11 +80,6 @@ class Unauthorized(ApiError):
 
 class Forbidden(ApiError):
     code = "forbidden"
-    status = 403
-
-
-class KeyLimitReached(ApiError):
-    code = "key_limit_reached"
     status = 403
 
 

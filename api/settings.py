@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from api.rules.bind_address import parse_bind_address
 from api.rules.client_ip import parse_trusted_proxies
 from api.rules.smtp_relay import DEFAULT_MAIL_FROM, parse_smtp_url
 
@@ -109,6 +110,12 @@ class Settings(BaseSettings):
     secret_key: str | None = None
     log_format: Literal["plain", "json"] = "plain"
     access_log: bool = True
+    metrics_token: str | None = None
+    """Bearer token that ``/metrics`` on the main port requires; unset (and no metrics address)
+    means ``/metrics`` is not served at all (api/serving/metrics_access.py)."""
+    metrics_address: str | None = None
+    """``host:port`` of a listener of its own that serves only ``/metrics`` (then never on the
+    main port); ``IMGPRO_METRICS_TOKEN`` applies there too when set."""
 
     # /v1 API (helper "api")
     registration_redirect_url: str | None = None
@@ -130,6 +137,26 @@ class Settings(BaseSettings):
         if value and (not value.startswith("s3://") or len(value) <= len("s3://")):
             raise ValueError("must be s3://bucket/prefix")
         return value or None
+
+    @field_validator("metrics_address")
+    @classmethod
+    def _check_metrics_address(cls, value: str | None) -> str | None:
+        if value:
+            parse_bind_address(value)  # a typo must stop start-up, not silently expose metrics
+        return value or None
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _check_metrics_token(cls, value: str | None) -> str | None:
+        token = (value or "").strip()
+        if token and len(token) < 16:
+            raise ValueError("IMGPRO_METRICS_TOKEN must be at least 16 characters")
+        return token or None
+
+    @property
+    def metrics_bind(self) -> tuple[str, int] | None:
+        """(host, port) of the metrics listener, if there is one."""
+        return parse_bind_address(self.metrics_address) if self.metrics_address else None
 
     @field_validator("smtp_url")
     @classmethod

@@ -50,6 +50,8 @@ from bench.server_process import RunningServer, ServerSpec, free_port, start  # 
 TEAM = "bench"
 S3_ENV = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
           "AWS_DEFAULT_REGION": "us-east-1"}
+METRICS_TOKEN = "bench-metrics-token-0123456789"
+"""/metrics answers only with a bearer token (api/serving/metrics_access.py)."""
 
 
 @dataclass
@@ -71,7 +73,8 @@ class Pass:
 
 
 def metric(node: RunningServer, name: str, **labels: str) -> float:
-    text = httpx.get(f"{node.url}/metrics", timeout=30).text
+    text = httpx.get(f"{node.url}/metrics", timeout=30,
+                     headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).text
     return sum(sample.value for family in text_string_to_metric_families(text)
                for sample in family.samples
                if sample.name == name and labels.items() <= sample.labels.items())
@@ -163,6 +166,7 @@ def main() -> None:
         def node(name: str, store: bool, **extra: str) -> RunningServer:
             env = {**S3_ENV, "IMGPRO_ROLE": "cdn", "IMGPRO_PORT": "0",
                    "IMGPRO_DATA_DIR": str(work / name), "IMGPRO_ACCESS_LOG": "false",
+                   "IMGPRO_METRICS_TOKEN": METRICS_TOKEN,
                    "IMGPRO_STORAGE_URL": f"s3://{bucket}/originals",
                    "IMGPRO_S3_ENDPOINT_URL": moto.url, **extra}
             if store:

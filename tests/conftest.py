@@ -1,4 +1,12 @@
-"""Fixtures shared by every test folder: the test images, and a real ``imgpro serve`` process."""
+"""Fixtures shared by every test folder: the test images, and a real ``imgpro serve`` process.
+
+Every server started here is watched: after each test, the part of each server's log written
+since the last look must hold no unhandled error (``UNHANDLED_MARKERS``), or that test fails
+(in its call phase for errors logged while it ran, in its teardown for errors logged while
+its servers stopped). A 500 that a test does not look for, a traceback from a background task,
+a CancelledError uvicorn had to answer: all fail the test that caused them. A test that
+provokes logged errors on purpose says so with ``@pytest.mark.logs_errors("why")``.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +32,35 @@ ROOT = Path(__file__).resolve().parent.parent
 
 CORPUS = test_images_dir()
 """The test images (``tests/images``): kept in the repository or built from it, never skipped."""
+
+
+DEFAULT_FUZZ_BUDGET = 40
+"""Examples per property-based (fuzz) test in CI: a few tens of seconds in all."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--fuzz-budget", type=int, default=None, metavar="N",
+        help=f"examples per fuzz test (default {DEFAULT_FUZZ_BUDGET}, or IMGPRO_FUZZ_BUDGET); "
+             "a larger budget also draws new random inputs instead of the fixed CI ones")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The test modules read the budget when they are imported (schemathesis and hypothesis
+    # settings are decorators): hand the option over through the environment.
+    budget = config.getoption("--fuzz-budget")
+    if budget is not None:
+        os.environ["IMGPRO_FUZZ_BUDGET"] = str(budget)
+
+
+def fuzz_budget() -> int:
+    """Examples per fuzz test: ``--fuzz-budget`` / ``IMGPRO_FUZZ_BUDGET``, else the CI default."""
+    return int(os.environ.get("IMGPRO_FUZZ_BUDGET") or DEFAULT_FUZZ_BUDGET)
+
+
+def fuzz_is_fixed() -> bool:
+    """At the CI budget the inputs are the same every run (a failure reproduces as is)."""
+    return fuzz_budget() == DEFAULT_FUZZ_BUDGET
 
 
 @dataclass(frozen=True)
@@ -62,12 +99,63 @@ class RunningServer:
     process: subprocess.Popen[str]
     env: dict[str, str]
     log_path: Path
+    checked_to: int = 0
+    """Bytes of the log already looked at for unhandled errors (see ``unhandled_errors``)."""
 
     def log(self) -> str:
         return self.log_path.read_text()
 
     def client(self, **kwargs: object) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30, **kwargs)  # type: ignore[arg-type]
+
+
+UNHANDLED_MARKERS = ("Traceback (most recent call last)", "Exception in ASGI application",
+                     "unhandled error", "ASGI callable returned without")
+"""What a server log shows when something went wrong that no code path answered on purpose:
+Python tracebacks (``log.exception`` included), uvicorn's own catch-all, our 500 handler."""
+
+_WATCHED: list[RunningServer] = []
+"""Servers whose logs are checked after each test; a stopped one leaves once fully read."""
+
+
+def unhandled_errors(server: RunningServer) -> str:
+    """The new part of the server's log if it shows an unhandled error, else ""; either way
+    the part counts as read from now on."""
+    with server.log_path.open("rb") as fh:
+        fh.seek(server.checked_to)
+        new = fh.read()
+    server.checked_to += len(new)
+    text = new.decode("utf-8", "replace")
+    return text if any(marker in text for marker in UNHANDLED_MARKERS) else ""
+
+
+def _check_server_logs(item: pytest.Item, phase: str) -> None:
+    found = []
+    for server in list(_WATCHED):
+        stopped = server.process.poll() is not None
+        errors = unhandled_errors(server)
+        if stopped:
+            _WATCHED.remove(server)
+        if errors:
+            found.append(f"--- {server.log_path} ---\n{errors[-4000:]}")
+    if found and item.get_closest_marker("logs_errors") is None:
+        pytest.fail(f"a server logged an unhandled error during the {phase} of this test "
+                    "(mark it @pytest.mark.logs_errors(\"why\") if that is the point):\n"
+                    + "\n".join(found), pytrace=False)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> object:
+    result = yield
+    _check_server_logs(item, "run")
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> object:
+    result = yield  # every fixture this item finalises, servers stopped among them
+    _check_server_logs(item, "teardown")
+    return result
 
 
 _URL_LINE = re.compile(r"serving on (http://\S+)")
@@ -99,7 +187,9 @@ def start_server(data_dir: Path, env: dict[str, str] | None = None, args: list[s
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return RunningServer(url, data_dir, proc, full_env, log_path)
+                server = RunningServer(url, data_dir, proc, full_env, log_path)
+                _WATCHED.append(server)
+                return server
         except httpx.HTTPError:
             pass
         if proc.poll() is not None:

@@ -71,19 +71,14 @@ async def anonymous_team(conn: AsyncConnection) -> RowMapping:
     return team
 
 
-async def take_key_slot(conn: AsyncConnection, account_id: int, unverified_max: int) -> bool:
-    """Count one more key for the account unless an unverified one already has the maximum.
+async def count_key(conn: AsyncConnection, account_id: int) -> None:
+    """One more active key on the account (``imgpro accounts list`` shows the count).
 
-    A conditional UPDATE, so two concurrent requests can never both take the last slot.
+    Only active keys are counted: a pending key is a request anyone can make for an address,
+    so it must not take anything from the address's owner.
     """
-    result = await conn.execute(
-        sa.update(accounts)
-        .where(accounts.c.id == account_id)
-        .where(sa.or_(accounts.c.verified.is_(True), accounts.c.key_count < unverified_max))
-        .values(key_count=accounts.c.key_count + 1)
-        .returning(accounts.c.key_count)
-    )
-    return result.scalar_one_or_none() is not None
+    await conn.execute(sa.update(accounts).where(accounts.c.id == account_id)
+                       .values(key_count=accounts.c.key_count + 1))
 
 
 async def insert_key(conn: AsyncConnection, *, key_id: str, key_hash: str, account_id: int,
@@ -113,14 +108,42 @@ async def key_owner(conn: AsyncConnection, key_hash: str) -> KeyOwner | None:
     )
 
 
-async def activate_key(conn: AsyncConnection, key_id: str, account_id: int) -> bool:
+async def key_status(conn: AsyncConnection, key_id: str, account_id: int,
+                     pending_since: int) -> str | None:
+    """``active``, ``pending`` (activatable: created at or after ``pending_since``) or None
+    (no such key of the account, or a pending key past its expiry)."""
+    query = sa.select(api_keys.c.status, api_keys.c.created_at).where(
+        api_keys.c.key_id == key_id, api_keys.c.account_id == account_id)
+    row = (await conn.execute(query)).first()
+    if row is None or (row[0] == "pending" and row[1] < pending_since):
+        return None
+    return str(row[0])
+
+
+async def activate_key(conn: AsyncConnection, key_id: str, account_id: int,
+                       pending_since: int) -> bool:
+    """Turn a pending key created at or after ``pending_since`` active; False if there was
+    none (already active, expired, or not this account's). A conditional UPDATE, so two
+    clicks on the same link activate (and count) the key once."""
     result = await conn.execute(
         sa.update(api_keys)
-        .where(api_keys.c.key_id == key_id, api_keys.c.account_id == account_id)
+        .where(api_keys.c.key_id == key_id, api_keys.c.account_id == account_id,
+               api_keys.c.status == "pending", api_keys.c.created_at >= pending_since)
         .values(status="active")
         .returning(api_keys.c.id)
     )
-    return result.scalar_one_or_none() is not None
+    if result.scalar_one_or_none() is None:
+        return False
+    await count_key(conn, account_id)
+    return True
+
+
+async def drop_expired_pending_keys(conn: AsyncConnection, pending_since: int) -> int:
+    """Delete pending keys created before ``pending_since``: their link no longer works."""
+    result = await conn.execute(
+        sa.delete(api_keys).where(api_keys.c.status == "pending",
+                                  api_keys.c.created_at < pending_since))
+    return int(result.rowcount or 0)
 
 
 async def verify_account(conn: AsyncConnection, account_id: int, now: int) -> bool:

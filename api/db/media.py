@@ -130,11 +130,16 @@ async def media_by_external_id(conn: AsyncConnection, team_id: int,
 
 async def list_media(conn: AsyncConnection, team_id: int, *, namespace: str | None,
                      tags: Sequence[str], tag_mode: TagMode, after: tuple[int, int] | None,
-                     limit: int) -> list[MediaRecord]:
-    """One page, newest first; ``after`` is the (sort_at, seq) of the previous page's last item."""
+                     limit: int, search: str | None = None) -> list[MediaRecord]:
+    """One page, newest first; ``after`` is the (sort_at, seq) of the previous page's last item.
+
+    ``search`` keeps names containing it in any case (``%`` and ``_`` are literal); it walks the
+    team's rows in list order, which is fine at a library's size and needs no extra index."""
     query = _SELECT.where(media.c.team_id == team_id, _LIVE)
     if namespace is not None:
         query = query.where(media.c.namespace == namespace)
+    if search:
+        query = query.where(media.c.name.icontains(search, autoescape=True))
     if tags:
         def has(tag_set: Sequence[str]) -> sa.Exists:
             return sa.exists().where(

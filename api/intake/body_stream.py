@@ -13,9 +13,9 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
-from api.errors import RequestTimeout
+from api.errors import ApiError, RequestTimeout
 
 IDLE_SECONDS = 30.0
 """Default longest wait for the next chunk (a phone on a bad network sends something in 30 s)."""
@@ -43,3 +43,28 @@ async def body_chunks(request: Request, *, total: float = TOTAL_SECONDS) -> Asyn
         except TimeoutError:
             raise RequestTimeout("The request body stopped arriving; send it again.") from None
         yield chunk
+
+
+DRAIN_BYTES = 1024 * 1024
+"""The largest body (by its Content-Length) that a refusal reads and drops before answering."""
+DRAIN_SECONDS = 10.0
+
+
+async def drain_small_body(request: Request, limit: int = DRAIN_BYTES) -> bool:
+    """Read and drop an unread body of at most ``limit`` bytes; True if it was all read.
+
+    A refusal sent before the body is read (a quota already used up, an hourly limit) used to
+    close the connection at once. The client is usually still sending, and a socket closed with
+    unread bytes is reset, which often takes the answer with it: the client saw a dropped
+    connection, not the 413 and its upgrade link. Reading a small body first lets the answer
+    arrive (and the connection stay open); a large one is still refused by closing.
+    """
+    length = request.headers.get("content-length", "")
+    if not length.isdigit() or int(length) > limit:
+        return False
+    try:
+        async for _ in body_chunks(request, total=DRAIN_SECONDS):
+            pass
+    except (ApiError, ClientDisconnect):
+        return False
+    return True

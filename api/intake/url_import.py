@@ -169,6 +169,10 @@ def parse_import_url(text: str) -> httpx.URL:
         raise InvalidImportUrl("only http and https URLs can be imported")
     if not url.raw_host:
         raise InvalidImportUrl("the URL has no host")
+    try:
+        url.host  # noqa: B018 - decodes an IDNA host: "xn--" alone is malformed
+    except UnicodeError as exc:
+        raise InvalidImportUrl(f"the URL's host is malformed: {exc}") from None
     if url.userinfo:
         raise InvalidImportUrl("URLs with credentials (user@host) are not accepted")
     return url
@@ -260,6 +264,11 @@ class _Fetch:
                 raise SourceUnreachable("the server did not answer in time") from None
             except httpx.HTTPError as exc:
                 raise SourceUnreachable(f"the fetch failed: {_describe(exc)}") from None
+            except (httpx.InvalidURL, UnicodeError) as exc:
+                # httpx builds the next request of every 3xx, followed or not, and a Location
+                # such as "http:\\host/x" or "http://xn--/" fails there with exceptions that
+                # are not HTTPError (InvalidURL, idna's UnicodeError).
+                raise InvalidImportUrl(f"a redirect points to a malformed URL: {exc}") from None
         raise SourceUnreachable(f"could not connect to {url.host}: {_describe(last_error)}")
 
     def _redirect_target(self, url: httpx.URL, response: httpx.Response) -> httpx.URL:

@@ -1,4 +1,5 @@
-"""The retention sweeper: deletes expired media (anonymous and unverified after 30 days, ttl).
+"""The retention sweeper: deletes expired media (anonymous and unverified after 30 days, ttl)
+and pending keys nobody activated in time.
 
 Every API process runs one. That is safe because a row is deleted by a conditional UPDATE
 that only one process can win (api/deletion.py); the others find nothing to do. It also
@@ -11,9 +12,11 @@ import asyncio
 import logging
 
 from api.context import ApiContext
+from api.db.accounts import drop_expired_pending_keys
 from api.db.counters import drop_expired_windows
 from api.db.media import expired, originals_to_remove
 from api.lifecycle.deletion import delete_media, remove_originals
+from api.rules.plans import PENDING_KEY_SECONDS
 
 log = logging.getLogger("imgpro.api")
 BATCH = 200
@@ -34,6 +37,7 @@ async def sweep_once(ctx: ApiContext) -> int:
     await remove_originals(ctx, stranded)
     async with ctx.db.write() as conn:
         await drop_expired_windows(conn, ctx.now())
+        await drop_expired_pending_keys(conn, ctx.now() - PENDING_KEY_SECONDS)
     return total
 
 

@@ -33,7 +33,13 @@ from api.errors import Duplicate, InvalidRequest, NotFound, json_response
 from api.intake.request_json import read_json_object
 from api.lifecycle.deletion import delete_media
 from api.rules.ids import looks_like_media_id
-from api.rules.media_fields import merge_metadata, parse_media_fields, parse_namespace, parse_tags
+from api.rules.media_fields import (
+    merge_metadata,
+    parse_media_fields,
+    parse_namespace,
+    parse_search,
+    parse_tags,
+)
 from api.rules.media_json import media_json
 
 DEFAULT_LIMIT = 50
@@ -45,16 +51,32 @@ def encode_cursor(record: MediaRecord) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
+SORT_AT_RANGE = range(-(2**63), 2**63)
+"""``media.sort_at`` is a BIGINT."""
+SEQ_RANGE = range(0, 2**31)
+"""``media.seq`` is an INTEGER (32-bit on PostgreSQL, which refuses a larger parameter)."""
+
+
 def decode_cursor(cursor: str) -> tuple[int, int]:
+    """``(sort_at, seq)`` of a cursor we made; 422 for anything a query could not take.
+
+    A cursor comes back from the client, so it is input like any other: both values must be
+    integers (not booleans, which JSON and Python both let pass for numbers) inside their
+    column's range, or PostgreSQL answers a driver error instead of an empty page.
+    """
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         value = orjson.loads(raw)
         sort_at, seq = value["s"], value["q"]
-        if not all(isinstance(v, int) and abs(v) < 2**62 for v in (sort_at, seq)):
-            raise TypeError
     except (binascii.Error, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
         raise InvalidRequest.field("cursor", "The cursor is not valid.") from None
+    if not (_integer_in(sort_at, SORT_AT_RANGE) and _integer_in(seq, SEQ_RANGE)):
+        raise InvalidRequest.field("cursor", "The cursor is not valid.")
     return sort_at, seq
+
+
+def _integer_in(value: object, allowed: range) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value in allowed
 
 
 def parse_limit(value: str | None) -> int:
@@ -95,12 +117,14 @@ async def list_handler(request: Request) -> Response:
     namespace = _field(parse_namespace, "namespace", params.get("namespace"))
     tags = _field(parse_tags, "tags", params.get("tags"))
     tag_mode = parse_tag_mode(params.get("tag_mode"))
+    search = _field(parse_search, "search", params.get("search"))
     limit = parse_limit(params.get("limit"))
     cursor = params.get("cursor")
     after = decode_cursor(cursor) if cursor else None
     async with ctx.db.read() as conn:
         page = await list_media(conn, owner.team_id, namespace=namespace, tags=tags,
-                                tag_mode=tag_mode, after=after, limit=limit + 1)
+                                tag_mode=tag_mode, after=after, limit=limit + 1,
+                                search=search)
     has_more = len(page) > limit
     page = page[:limit]
     editable = "write" in owner.abilities

@@ -8,6 +8,7 @@ from starlette.responses import Response
 from api.auth import check_ability, optional_key
 from api.context import context_of
 from api.errors import ApiError
+from api.intake.body_stream import drain_small_body
 from api.intake.ingest import admit, check_fields_for, ingest, uploader_for
 from api.intake.upload_form import read_upload_form
 from api.rules.media_fields import RESERVED_FIELDS, parse_media_fields
@@ -21,9 +22,10 @@ async def upload(request: Request) -> Response:
         check_ability(owner, "write")
     uploader = await uploader_for(ctx, owner)
     headers: dict[str, str] = {}
-    body_read = False
+    body_read = reading = False
     try:
         headers = await admit(ctx, request, uploader, ctx.now())
+        reading = True
         form = await read_upload_form(
             request, lambda svg: max_file_bytes(authenticated=owner is not None, svg=svg)
         )
@@ -36,7 +38,8 @@ async def upload(request: Request) -> Response:
         return await ingest(ctx, uploader, form.file, fields, form.filename, headers)
     except ApiError as error:
         error.headers = {**headers, **error.headers}
-        if not body_read:
-            # Refused without reading the body: close rather than drain what the client sends.
+        # Refused without reading the body: a small one is read first so the answer arrives
+        # (see drain_small_body); otherwise close rather than take what the client sends.
+        if not body_read and (reading or not await drain_small_body(request)):
             error.headers["Connection"] = "close"
         raise

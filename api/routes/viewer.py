@@ -16,7 +16,7 @@ from starlette.responses import Response
 from api.context import ApiContext, context_of
 from api.db.media import MediaRecord, get_media
 from api.errors import NotFound
-from api.routes.html_page import html_page, message_page
+from api.routes.html_page import html_page, message_page, origin_of
 from api.rules.ids import looks_like_media_id
 from transformer import SHORT_EDGE, SIZES
 
@@ -84,4 +84,5 @@ def viewer_page(ctx: ApiContext, record: MediaRecord) -> Response:
         f'{record.extension.upper()} &middot; <a href="{escape(cdn)}.{escape(record.extension)}">'
         "original</a></p>"
     )
-    return html_page(record.name, body, head=head)
+    cdn_origin = origin_of(ctx.settings.effective_cdn_url)
+    return html_page(record.name, body, head=head, img_sources=f"'self' {cdn_origin}".rstrip())

@@ -19,7 +19,7 @@ KEY_PREFIX = "img_live_"
 
 RESERVED = frozenset({
     "healthz", "metrics", "openapi.yaml", "openapi", "v1", "static", "favicon.ico", "robots.txt",
-    "upload", "api", "docs", "verify", "upgrade", "admin", "login", "assets",
+    "upload", "api", "docs", "verify", "upgrade", "admin", "login", "assets", "library", "mcp",
 })
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +27,10 @@ MAX_EXTERNAL_ID_LENGTH = 255
 MAX_METADATA_KEYS = 50
 MAX_METADATA_KEY_LENGTH = 64
 MAX_METADATA_BYTES = 16 * 1024
+MAX_METADATA_DEPTH = 32
+"""Arrays/objects inside one another in a metadata value. Key-value pairs need little nesting;
+orjson reads 1,024 levels but writes only 255, so without a bound a deep value parsed fine
+and then failed to serialise (a 500)."""
 
 RESERVED_FIELDS = frozenset({
     "file", "url", "name", "tags", "namespace", "public", "external_id", "date", "ttl", "metadata",
@@ -101,6 +105,20 @@ def parse_namespace(value: Any) -> str | None:
         return None
     if not isinstance(value, str) or not 2 <= len(value) <= 64 or not _NAMESPACE.match(value):
         raise _Bad("The namespace must be 2-64 characters: lowercase letters, digits and hyphens.")
+    return value
+
+
+MAX_SEARCH_LENGTH = 100
+
+
+def parse_search(value: str | None) -> str | None:
+    """The ``search`` of a list (an imgpro extension: part of the name, any case); blank is
+    no search. Bounded so a pasted essay cannot become a scan-everything pattern."""
+    if value is None or not value.strip():
+        return None
+    value = _plain(value.strip(), "search")
+    if len(value) > MAX_SEARCH_LENGTH:
+        raise _Bad(f"The search may not be longer than {MAX_SEARCH_LENGTH} characters.")
     return value
 
 
@@ -256,8 +274,34 @@ def merge_metadata(current: Mapping[str, Any], changes: Mapping[str, Any]) -> di
 
 
 def check_metadata_size(metadata: Mapping[str, Any]) -> None:
+    """Few enough keys, shallow enough values, few enough bytes once serialised."""
     if len(metadata) > MAX_METADATA_KEYS:
         raise InvalidRequest.field("metadata", f"At most {MAX_METADATA_KEYS} metadata keys.")
-    if len(orjson.dumps(dict(metadata))) > MAX_METADATA_BYTES:
+    if nesting_depth(metadata.values()) > MAX_METADATA_DEPTH:
+        raise InvalidRequest.field(
+            "metadata", f"Metadata values may nest at most {MAX_METADATA_DEPTH} levels deep.")
+    try:
+        size = len(orjson.dumps(dict(metadata)))
+    except orjson.JSONEncodeError:  # nothing the checks above let through; never a 500
+        raise InvalidRequest.field("metadata", "The metadata cannot be stored as JSON.") from None
+    if size > MAX_METADATA_BYTES:
         raise InvalidRequest.field("metadata",
                                    f"Metadata may be at most {MAX_METADATA_BYTES} bytes.")
+
+
+def nesting_depth(values: Iterable[Any]) -> int:
+    """How deep lists and dicts nest in ``values`` (a scalar is 0, ``[1]`` is 1), counted
+    without recursion (a 1,000-level value would exhaust Python's stack) and given up just
+    past ``MAX_METADATA_DEPTH``."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0) for value in values]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > MAX_METADATA_DEPTH:
+                return deepest
+            children = value.values() if isinstance(value, dict) else value
+            stack.extend((child, depth) for child in children)
+    return deepest

@@ -25,10 +25,13 @@ AUTHENTICATED_MAX_FILE = 70 * MB
 SVG_MAX_FILE = 10 * MB
 ANONYMOUS_PER_HOUR = 20
 ANONYMOUS_PER_DAY = 100
-UNVERIFIED_MAX_KEYS = 3
 KEYS_PER_EMAIL_PER_HOUR = 5
 KEYS_PER_IP_PER_HOUR = 20
 MIN_TTL = 3600
+PENDING_KEY_SECONDS = DAY
+"""A pending key (asked for an address that has an account) can be activated this long;
+then its link stops working and the retention sweeper deletes it. A day is long enough to
+read the email, short enough that unanswered requests do not pile up."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,8 @@
 
 CDN paths (``/{team_hash}/{uid}.{ext}``) go straight to the transform origin's raw ASGI app,
 ahead of any routing or middleware, so the hot path stays short; everything else goes to the
-Starlette app that holds the API, the viewer and the operational routes.
+Starlette app that holds the API, the pages, ``/mcp`` (MCP for agents), the viewer and the
+operational routes.
 """
 
 from __future__ import annotations
@@ -20,12 +21,9 @@ from starlette.routing import Mount, Route
 import transformer
 from api.errors import http_exception_response
 from api.lifecycle.purge import purge_renditions
-from api.serving.observability import (
-    Observed,
-    access_log_to_stdout,
-    mark_worker_gone,
-    metrics_endpoint,
-)
+from api.serving.metrics_access import MetricsAccess
+from api.serving.observability import Observed, access_log_to_stdout, mark_worker_gone
+from api.serving.shutdown_answer import AnswerCancelled
 from api.serving.store_startup import prepare_originals_store, prepare_rendition_store
 from api.settings import Settings
 from cache import DiskCache, MemoryCache, RenditionCache
@@ -100,11 +98,14 @@ def create_app(settings: Settings | None = None) -> Observed:
     renditions = build_rendition_store(settings)
     cdn = build_cdn(settings, store, renditions) if settings.role in ("all", "cdn") else None
     api_app = None
+    mcp = None
     if settings.role in ("all", "api"):
+        from api.agents.http_endpoint import McpEndpoint  # imports no MCP SDK until used
         from api.serving.v1_app import build_api_app
 
         purge = purge_renditions(cdn.purge if cdn is not None else None, renditions)
         api_app = build_api_app(settings, store, purge=purge)
+        mcp = McpEndpoint(api_app)
 
     async def healthz(request: Request) -> Response:
         if api_app is not None and not api_app.state.ready:
@@ -129,18 +130,25 @@ def create_app(settings: Settings | None = None) -> Observed:
             if api_app is not None:
                 # Starlette does not run a mounted app's lifespan: enter it here.
                 await stack.enter_async_context(api_app.router.lifespan_context(api_app))
+            if mcp is not None:
+                stack.push_async_callback(mcp.close)  # before the API's database closes
             yield
 
     routes: list[Route | Mount] = [
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
-        Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]
-    if api_app is not None:
-        from api.routes.pages import web_routes  # upload page and /openapi.yaml (helper ux)
+    if api_app is not None and mcp is not None:
+        from api.agents.http_endpoint import PATH as MCP_PATH
+        from api.routes.pages import web_routes  # pages, their files, /openapi.yaml (helper ux)
 
         routes += web_routes(settings)  # before the viewer's catch-all /{id}
+        routes += [Route(path, mcp) for path in (MCP_PATH, MCP_PATH + "/")]  # MCP, any method
         routes.append(Mount("/", app=api_app))
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={HTTPException: http_exception_response})
     access_log = access_log_to_stdout() if settings.access_log else None
-    return Observed(RoleApp(cdn, app), log_format=settings.log_format, access_log=access_log)
+    bind = settings.metrics_bind
+    metrics = MetricsAccess(RoleApp(cdn, app), token=settings.metrics_token,
+                            metrics_port=bind[1] if bind else None)
+    return Observed(AnswerCancelled(metrics), log_format=settings.log_format,
+                    access_log=access_log)

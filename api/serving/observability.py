@@ -1,4 +1,5 @@
-"""Request metrics, access logs and ``GET /metrics``: one ASGI wrapper around the whole app.
+"""Request metrics and access logs: one ASGI wrapper around the whole app, and the text of
+``GET /metrics`` (served by ``api.serving.metrics_access``).
 
 It wraps every role, the CDN hot path included, so it is kept to a few dict reads and one log
 call per request. The route label is the endpoint's name (``upload``, ``cdn``, ...), never the
@@ -29,8 +30,6 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from starlette.requests import Request
-from starlette.responses import Response
 
 from transformer.origin.metrics import TALLY
 from transformer.origin.request import CDN_PATH
@@ -177,9 +176,31 @@ class Observed:
                 "bytes": seen["bytes"], "cache": seen["cache"], "client": client,
             }) + b"\n"
         else:
-            line = (f'{client} "{scope["method"]} {scope["path"]}" {status} {seen["bytes"]}B '
-                    f'{duration_ms}ms cache={seen["cache"] or "-"} id={request_id}\n').encode()
+            line = (f'{client} "{scope["method"]} {loggable(scope["path"])}" {status} '
+                    f'{seen["bytes"]}B {duration_ms}ms cache={seen["cache"] or "-"} '
+                    f'id={request_id}\n').encode()
         self.access_log.write(line)
+
+
+def loggable(path: str) -> str:
+    """The path as one safe field of a plain log line.
+
+    uvicorn hands over the path percent-decoded, so ``/x%0A1.2.3.4 "GET /admin" 200`` would
+    write a second, forged line; ``"`` would end the quoted field early. Control characters,
+    the other characters ``str.splitlines`` breaks on (NEL, U+2028...), ``"`` and ``\\`` are
+    written as Python escapes (``\\n``, ``\\x85``, ``\\"``), everything else as it came. An
+    ordinary path costs two substring checks and ``isprintable``.
+    """
+    if path.isprintable() and '"' not in path and "\\" not in path:
+        return path
+    return "".join(_ESCAPES.get(c) or (c if c.isprintable() else _escaped(c)) for c in path)
+
+
+_ESCAPES = {'"': '\\"', "\\": "\\\\"}
+
+
+def _escaped(char: str) -> str:
+    return char.encode("unicode_escape").decode("ascii")
 
 
 def _request_id(scope: Scope) -> str:
@@ -201,17 +222,16 @@ def _route_name(scope: Scope) -> str:
     return "unmatched"
 
 
-async def metrics_endpoint(request: Request) -> Response:
-    """Prometheus text format; sums every worker's values when several run (another worker's
-    last second of requests may still be in its ``TALLY``)."""
+def metrics_body() -> tuple[bytes, str]:
+    """The Prometheus text and its media type; sums every worker's values when several run
+    (another worker's last second of requests may still be in its ``TALLY``). Who may see it
+    is decided by ``api.serving.metrics_access``."""
     TALLY.flush()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        body = generate_latest(registry)
-    else:
-        body = generate_latest(REGISTRY)
-    return Response(body, media_type=CONTENT_TYPE_LATEST)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
 
 def access_log_to_stdout() -> AccessLog:

@@ -7,6 +7,7 @@ import ctypes
 import ctypes.util
 import os
 import signal
+import socket
 from collections.abc import Callable
 from types import FrameType
 
@@ -104,16 +105,45 @@ def run(settings: Settings) -> int:
     )
     sock = config.bind_socket()
     port = sock.getsockname()[1]
+    sockets = [sock]
     # Workers and URL defaults must see the real port when --port 0 picked a free one.
     os.environ["IMGPRO_PORT"] = str(port)
     settings = bound[0] = settings.model_copy(update={"port": port})
+    if settings.metrics_bind is not None:
+        metrics_sock = bind_metrics_socket(*settings.metrics_bind, main_port=port)
+        sockets.append(metrics_sock)
+        host, metrics_port = metrics_sock.getsockname()[:2]
+        address = f"[{host}]:{metrics_port}" if ":" in host else f"{host}:{metrics_port}"
+        os.environ["IMGPRO_METRICS_ADDRESS"] = address  # the workers serve the bound port
+        settings = bound[0] = settings.model_copy(update={"metrics_address": address})
+        print(f"imgpro metrics on http://{address}/metrics", flush=True)
     print(f"imgpro ({settings.role}) serving on {settings.own_url}", flush=True)
     # uvicorn drains in-flight requests on SIGTERM (for at most IMGPRO_SHUTDOWN_TIMEOUT
     # seconds), then re-raises the signal; ending with status 0 tells process supervisors
     # the stop was clean.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     if settings.workers > 1:
-        Supervisor(config, sockets=[sock]).run()
+        Supervisor(config, sockets=sockets).run()
     else:
-        uvicorn.Server(config).run(sockets=[sock])
+        uvicorn.Server(config).run(sockets=sockets)
     return 0
+
+
+def bind_metrics_socket(host: str, port: int, *, main_port: int) -> socket.socket:
+    """The listener of ``IMGPRO_METRICS_ADDRESS``, bound as uvicorn binds the main one.
+
+    Requests are told apart by the local port they arrived on, so it must differ from the
+    main port (the same port on another interface would be indistinguishable).
+    """
+    if port == main_port:
+        raise SystemExit(f"IMGPRO_METRICS_ADDRESS must use another port than the API ({port})")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise SystemExit(f"cannot listen on IMGPRO_METRICS_ADDRESS {host}:{port}: {exc}") from None
+    sock.set_inheritable(True)
+    return sock

@@ -29,6 +29,7 @@ from api.errors import ApiError, InternalError, error_response, http_exception_r
 from api.lifecycle.retention import run_sweeper
 from api.routes import batch, import_, keys, media, upload, usage, verification, viewer
 from api.rules.signing import Signer, load_secret
+from api.serving.observability import loggable
 from api.settings import Settings
 from transformer.originals import OriginalsStore
 
@@ -47,6 +48,7 @@ ROUTES = [
     Route("/v1/usage", usage.usage, methods=["GET"]),
     Route("/v1/namespaces", usage.namespaces, methods=["GET"]),
     Route("/v1/verify", verification.verify, methods=["GET"]),
+    Route("/v1/verify", verification.confirm, methods=["POST"]),
     Route("/v1/upgrade", verification.upgrade, methods=["GET"]),
     Route("/{id}", viewer.viewer, methods=["GET"]),
 ]
@@ -59,7 +61,8 @@ async def _api_error(request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
-    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    log.error("unhandled error on %s %s", request.method, loggable(request.url.path),
+              exc_info=exc)
     return error_response(InternalError("Something went wrong on our side."))
 
 

@@ -1,12 +1,14 @@
 // The upload page: drag-and-drop or picker, several files at once, per-file progress, an
 // optional API key kept in localStorage, and for each stored image its viewer URL and its
-// CDN URLs (s/m/l x jpeg/png/webp/avif) with copy buttons. Plain DOM, no external assets.
+// CDN URLs (s/m/l x jpeg/png/webp/avif) with copy buttons. Plain DOM, no external assets;
+// the key, copying and CDN URLs come from common.js (shared with the library and the docs).
 "use strict";
 
 (function () {
-  const KEY_STORAGE = "imgpro.apiKey";
-  const SIZES = ["s", "m", "l"];
-  const FORMATS = ["jpeg", "png", "webp", "avif"];
+  const {
+    SIZES, FORMATS, storedKey, storeKey, keyLabel, api, errorText, copyButton, link, cdnUrl,
+    humanBytes,
+  } = window.imgpro;
   const PARALLEL = 3; // uploads in flight at once; the rest wait their turn
 
   const $ = (selector) => document.querySelector(selector);
@@ -14,10 +16,6 @@
   let running = 0;
 
   // ---- API key -----------------------------------------------------------------------
-  function storedKey() {
-    try { return localStorage.getItem(KEY_STORAGE) || ""; } catch (e) { return ""; }
-  }
-
   function setKeyStatus(text) { $("#key-status").textContent = text; }
 
   function showKeyState() {
@@ -28,29 +26,29 @@
       setKeyStatus("No key: uploads are anonymous and deleted after 30 days.");
       return;
     }
-    setKeyStatus("Using key " + key.slice(0, 13) + "... (checking)");
-    fetch("/v1/usage", { headers: { Authorization: "Bearer " + key } })
-      .then((r) => r.json().then((body) => ({ status: r.status, body })))
+    setKeyStatus("Using key " + keyLabel(key) + " (checking)");
+    api("GET", "/v1/usage", { key })
       .then(({ status, body }) => {
         if (status === 200) {
-          setKeyStatus("Using key " + key.slice(0, 13) + "...: plan " + body.plan + ", " +
+          setKeyStatus("Using key " + keyLabel(key) + ": plan " + body.plan + ", " +
             body.uploads_remaining + " of " + body.uploads_limit + " uploads left this month" +
             (body.verified ? "." : " (email not verified: images are kept 30 days)."));
         } else if (status === 401) {
-          setKeyStatus("This key is not valid: " + (body.message || "unauthorized") +
+          setKeyStatus("This key is not valid: " + ((body && body.message) || "unauthorized") +
             " Forget it and paste another.");
         } else {
-          setKeyStatus("Using key " + key.slice(0, 13) + "... (" + (body.message || status) + ")");
+          setKeyStatus("Using key " + keyLabel(key) + " (" + ((body && body.message) || status) +
+            ")");
         }
       })
-      .catch(() => setKeyStatus("Using key " + key.slice(0, 13) + "... (server not reachable)"));
+      .catch(() => setKeyStatus("Using key " + keyLabel(key) + " (server not reachable)"));
   }
 
   function saveKey(event) {
     event.preventDefault();
     const key = $("#key-input").value.trim();
     if (!key) return;
-    try { localStorage.setItem(KEY_STORAGE, key); } catch (e) {
+    if (!storeKey(key)) {
       setKeyStatus("This browser does not allow storing the key.");
       return;
     }
@@ -59,70 +57,11 @@
   }
 
   function forgetKey() {
-    try { localStorage.removeItem(KEY_STORAGE); } catch (e) { /* nothing stored */ }
+    window.imgpro.forgetKey();
     showKeyState();
   }
 
-  // ---- Copy to clipboard -------------------------------------------------------------
-  function copyFallback(text) {
-    const area = document.createElement("textarea");
-    area.value = text;
-    area.setAttribute("readonly", "");
-    area.className = "offscreen";
-    document.body.appendChild(area);
-    area.select();
-    let ok = false;
-    try { ok = document.execCommand("copy"); } catch (e) { ok = false; }
-    area.remove();
-    return ok ? Promise.resolve() : Promise.reject(new Error("copy refused"));
-  }
-
-  function copy(text) {
-    if (navigator.clipboard && window.isSecureContext) {
-      return navigator.clipboard.writeText(text).catch(() => copyFallback(text));
-    }
-    return copyFallback(text);
-  }
-
-  function copyButton(url, label) {
-    const button = document.createElement("button");
-    button.type = "button";
-    button.className = "copy";
-    button.textContent = label || "Copy";
-    button.title = "Copy " + url;
-    button.dataset.url = url;
-    button.addEventListener("click", () => {
-      copy(url).then(
-        () => flash(button, "Copied"),
-        () => { flash(button, "Select and copy"); window.prompt("Copy this URL", url); });
-    });
-    return button;
-  }
-
-  function flash(button, text) {
-    const before = button.dataset.label || button.textContent;
-    button.dataset.label = before;
-    button.textContent = text;
-    button.classList.add("copied");
-    setTimeout(() => { button.textContent = before; button.classList.remove("copied"); }, 1500);
-  }
-
-  function link(url, text) {
-    const a = document.createElement("a");
-    a.href = url;
-    a.textContent = text;
-    a.target = "_blank";
-    a.rel = "noopener";
-    return a;
-  }
-
   // ---- Upload list -------------------------------------------------------------------
-  function humanBytes(n) {
-    if (n < 1024) return n + " B";
-    if (n < 1024 * 1024) return (n / 1024).toFixed(1) + " KB";
-    return (n / 1024 / 1024).toFixed(1) + " MB";
-  }
-
   function newItem(file) {
     const node = $("#upload-item").content.firstElementChild.cloneNode(true);
     node.querySelector(".name").textContent = file.name;
@@ -141,12 +80,6 @@
   function setState(item, text, kind) {
     item.querySelector(".state").textContent = text;
     if (kind) item.classList.add(kind);
-  }
-
-  // The CDN URL of a rendition: the media's src with another extension and a size.
-  function cdnUrl(src, format, size) {
-    const base = src.replace(/\.[A-Za-z0-9]+$/, "");
-    return base + "." + format + (size ? "?size=" + size : "");
   }
 
   function showResult(item, media) {
@@ -203,16 +136,6 @@
     box.replaceChildren(upgrade.message + " ");
     if (upgrade.url) box.append(link(upgrade.url, upgrade.label || "Learn more"));
     box.hidden = false;
-  }
-
-  function errorText(status, body) {
-    if (!body || typeof body !== "object") return "failed (HTTP " + status + ")";
-    let text = body.message || body.error || "failed (HTTP " + status + ")";
-    const action = body.action;
-    if (action && action.type === "wait" && action.seconds) {
-      text += " (try again in " + action.seconds + " s)";
-    }
-    return text;
   }
 
   function showError(item, status, body) {

@@ -12,10 +12,12 @@ IPs (the server trusts X-Forwarded-For from 127.0.0.1, so each test can be "anot
 from __future__ import annotations
 
 import asyncio
+import html
 import itertools
 import os
 import re
 import secrets
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,9 +25,10 @@ from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -64,6 +67,20 @@ def tiny_png(width: int = 8, height: int = 6, seed: int | None = None) -> bytes:
 def tiny_svg(width: int = 40, height: int = 30) -> bytes:
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">'
             f'<rect width="{width}" height="{height}" fill="red"/></svg>').encode()
+
+
+_FORM_TOKEN = re.compile(r'<form method="post"><input type="hidden" name="token" value="([^"]+)">')
+
+
+def confirm_link(link: str, **headers: str) -> httpx.Response:
+    """Do what a person does with an emailed link: open it (GET shows a confirmation page),
+    then press its button (the form POSTs the token back to the same address)."""
+    page = httpx.get(link, timeout=30)
+    assert page.status_code == 200, page.text
+    match = _FORM_TOKEN.search(page.text)
+    assert match is not None, page.text
+    return httpx.post(link, data={"token": html.unescape(match.group(1))},
+                      headers=headers, timeout=30)
 
 
 async def _admin(statement: str) -> None:
@@ -175,6 +192,45 @@ class ApiServer:
             assert text is not None
             links += re.findall(r"https?://\S+/v1/verify\?token=[\w.\-%=]+", text.get_content())
         return links
+
+    def confirm(self, link: str) -> httpx.Response:
+        """Open an emailed link and press the button of its page (see ``confirm_link``)."""
+        response = confirm_link(link)
+        assert response.status_code == 200, response.text
+        return response
+
+
+class _ImageOrigin(BaseHTTPRequestHandler):
+    """``/go?to=<Location>`` answers 302 with exactly that Location header; anything else is
+    a small PNG."""
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        query = parse_qs(urlsplit(self.path).query)
+        if "to" in query:
+            self.send_response(302)
+            self.send_header("Location", query["to"][0])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        body = tiny_png()
+        self.send_response(200)
+        self.send_header("Content-Type", "image/png")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="session")
+def image_origin() -> Iterator[str]:
+    """An HTTP server on loopback for imports: images, and redirects to any Location."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ImageOrigin)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

@@ -1,4 +1,5 @@
-"""POST /v1/keys, the verification / activation link, key limits, rate limits, abilities."""
+"""POST /v1/keys, the verification / activation link and page, pending keys, rate limits,
+abilities."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ import hashlib
 import socket
 import time
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from tests.api.conftest import ApiServer, fresh_email, fresh_ip
+from tests.api.conftest import ApiServer, confirm_link, fresh_email, fresh_ip
 
 
 def test_create_key_shape_and_storage(api: ApiServer) -> None:
@@ -63,30 +65,40 @@ def test_verification_link_verifies_and_lifts_retention(api: ApiServer) -> None:
     assert mail["Subject"] and mail["Message-ID"] and mail["Date"]
     assert link.startswith(api.url + "/v1/verify?token=")
 
+    # Opening the link (what a mail scanner does too) only shows a page with a button.
     page = httpx.get(link)
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
-    assert "verified" in page.text.lower()
+    assert '<form method="post">' in page.text and "<button" in page.text
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert api.request("GET", "/v1/usage", key=key).json()["verified"] is False
+
+    confirmed = api.confirm(link)
+    assert "verified" in confirmed.text.lower()
     usage = api.request("GET", "/v1/usage", key=key).json()
     assert usage["verified"] is True
     media = api.request("GET", f"/v1/media/{uploaded['id']}", key=key).json()
     assert "expires_at" not in media  # storage is permanent now
-    # Idempotent; a tampered token is refused with an HTML 400 page.
-    assert httpx.get(link).status_code == 200
+    # Idempotent; a tampered token is refused with an HTML 400 page, on GET and on POST.
+    api.confirm(link)
     # One character inside the signature changed, all six of its bits significant: overwriting
     # the last three with "xyz" leaves the signature as it was about once in 65,000 runs (the
     # last character carries padding bits), which made this test fail once.
     swapped = "A" if link[-10] != "A" else "B"
-    bad = httpx.get(link[:-10] + swapped + link[-9:])
-    assert bad.status_code == 400 and "invalid" in bad.text.lower()
-    # A verified account has no retention in its limits.
-    assert api.new_key(email)["limits"]["retention_days"] is None
+    bad = link[:-10] + swapped + link[-9:]
+    assert httpx.get(bad).status_code == 400 and "invalid" in httpx.get(bad).text.lower()
+    token = parse_qs(urlsplit(bad).query)["token"][0]
+    refused = httpx.post(f"{api.url}/v1/verify", data={"token": token})
+    assert refused.status_code == 400 and "invalid" in refused.text.lower()
+    # A new account's answer never changes with the account: no retention shown to the next
+    # (pending) key either; /v1/usage has the truth.
+    assert api.new_key(email)["limits"]["retention_days"] == 30
 
 
-def test_second_key_for_existing_email_is_pending_until_activated(api: ApiServer) -> None:
+def test_second_key_for_existing_email_is_pending_until_confirmed(api: ApiServer) -> None:
     email = fresh_email("pending")
     first = api.new_key(email)
-    second = api.new_key(email)
+    second = api.new_key(email, name="Click https://evil.example/login now")
     assert second["status"] == "pending"
     assert second["key"] != first["key"]
     refused = api.request("GET", "/v1/usage", key=second["key"])
@@ -96,36 +108,116 @@ def test_second_key_for_existing_email_is_pending_until_activated(api: ApiServer
 
     links = api.links_to(email)
     assert len(links) == 2  # verification (first key) + activation (second key)
-    assert httpx.get(links[-1]).status_code == 200
-    # Both keys act on the same team; activating also proved the mailbox: verified.
+    activation = api.mails_to(email)[-1]
+    text = activation.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    # The requester's words are nowhere in the email; our own facts are.
+    assert "evil" not in activation.as_string() and "Click" not in activation.as_string()
+    assert second["key_id"] in text and "read, write" in text and "24 hours" in text
+
+    # A mail scanner prefetching the link (even several times) activates nothing.
+    for _ in range(2):
+        page = httpx.get(links[-1])
+        assert page.status_code == 200 and second["key_id"] in page.text
+    assert api.request("GET", "/v1/usage", key=second["key"]).status_code == 401
+    assert api.sql("SELECT status FROM api_keys WHERE key_id = :k",
+                   k=second["key_id"]) == [("pending",)]
+
+    api.confirm(links[-1])
+    # Both keys act on the same team; confirming also proved the mailbox: verified.
     usage = api.request("GET", "/v1/usage", key=second["key"]).json()
     assert usage["verified"] is True
     uploaded = api.upload(key=first["key"]).json()
     assert api.request("GET", f"/v1/media/{uploaded['id']}", key=second["key"]).status_code == 200
+    # The page of an active key says so (no button); a second POST changes nothing.
+    again = httpx.get(links[-1])
+    assert "already active" in again.text.lower() and "<form" not in again.text
+    token = parse_qs(urlsplit(links[-1]).query)["token"][0]
+    assert httpx.post(links[-1], data={"token": token}).status_code == 200
+    assert api.sql("SELECT key_count FROM accounts WHERE email = :e", e=email) == [(2,)]
 
 
-def test_unverified_account_holds_three_keys(api: ApiServer) -> None:
-    email = fresh_email("limit")
-    for _ in range(3):
-        api.new_key(email)
-    response = api.request("POST", "/v1/keys", json={"email": email})
-    assert response.status_code == 403
-    body = response.json()
-    assert body["error"] == "key_limit_reached"
-    assert body["action"]["type"] == "verify"
-    assert body["action"]["url"].startswith(api.url)
-    assert api.sql("SELECT count(*) FROM api_keys k JOIN accounts a ON a.id = k.account_id "
-                   "WHERE a.email = :e", e=email) == [(3,)]
-    # The refusal re-sent the verification link; once verified, more keys are allowed.
-    assert httpx.get(api.links_to(email)[0]).status_code == 200
-    assert api.new_key(email)["status"] == "pending"
+def _comparable(body: dict[str, Any]) -> dict[str, Any]:
+    """A 201 without what is random (key, key_id) or follows from status alone (message)."""
+    return {k: v for k, v in body.items() if k not in ("key", "key_id", "status", "message")}
+
+
+def test_a_pending_key_tells_nothing_about_the_account(api: ApiServer) -> None:
+    new = api.new_key(fresh_email("fresh"))
+    # An existing account that is verified, on a bigger plan, with media: none of it shows.
+    email = fresh_email("owner")
+    owner = api.new_key(email)
+    api.confirm(api.links_to(email)[0])
+    api.sql("UPDATE accounts SET plan = 'pro' WHERE email = :e", e=email)
+    assert api.upload(key=owner["key"]).status_code == 201
+    pending = api.new_key(email)
+    assert (new["status"], pending["status"]) == ("active", "pending")
+    assert _comparable(pending) == _comparable(new)
+    assert set(pending) == set(new)
+    # An unverified existing account answers the same way.
+    other = fresh_email("unverified")
+    api.new_key(other)
+    assert _comparable(api.new_key(other)) == _comparable(new)
+
+
+def test_pending_keys_take_no_slot(api: ApiServer) -> None:
+    """Requests in someone's name (5 per email and hour) never lock its owner out: none is
+    refused, none counts, and the owner's own confirmation still works."""
+    email = fresh_email("slots")
+    api.new_key(email)
+    pending = [api.new_key(email) for _ in range(4)]
+    assert {p["status"] for p in pending} == {"pending"}
+    assert api.sql("SELECT key_count, verified FROM accounts WHERE email = :e",
+                   e=email) == [(1, False)]
+    api.confirm(api.links_to(email)[-1])
+    assert api.request("GET", "/v1/usage", key=pending[-1]["key"]).status_code == 200
+    assert api.request("GET", "/v1/usage", key=pending[0]["key"]).status_code == 401
+
+
+def test_pending_keys_expire_and_are_deleted(api: ApiServer) -> None:
+    email = fresh_email("expiry")
+    api.new_key(email)
+    stale = api.new_key(email)
+    link = api.links_to(email)[-1]
+    day_ago = int(time.time()) - 24 * 3600 - 5
+    api.sql("UPDATE api_keys SET created_at = :t WHERE key_id = :k", t=day_ago, k=stale["key_id"])
+    page = httpx.get(link)
+    assert page.status_code == 400 and "expired" in page.text.lower()
+    token = parse_qs(urlsplit(link).query)["token"][0]
+    late = httpx.post(link, data={"token": token})
+    assert late.status_code == 400 and "expired" in late.text.lower()
+    # Nothing changed: the late click neither activated the key nor verified the account.
+    assert api.sql("SELECT verified FROM accounts WHERE email = :e", e=email) == [(False,)]
+    assert api.request("GET", "/v1/usage", key=stale["key"]).status_code == 401
+    # The sweeper (every 0.5 s on the test server) deletes it; a fresh pending key stays.
+    fresh = api.new_key(email)
+    deadline = time.monotonic() + 30
+    while api.sql("SELECT 1 FROM api_keys WHERE key_id = :k", k=stale["key_id"]):
+        assert time.monotonic() < deadline, "the expired pending key was never deleted"
+        time.sleep(0.2)
+    assert api.sql("SELECT status FROM api_keys WHERE key_id = :k",
+                   k=fresh["key_id"]) == [("pending",)]
+
+
+def test_confirmation_from_another_site_is_refused(api: ApiServer) -> None:
+    email = fresh_email("csrf")
+    api.new_key(email)
+    pending = api.new_key(email)
+    link = api.links_to(email)[-1]
+    for origin in ("https://evil.example", "null", "http://127.0.0.1.evil.example"):
+        refused = confirm_link(link, Origin=origin)
+        assert refused.status_code == 403, origin
+    assert api.sql("SELECT status FROM api_keys WHERE key_id = :k",
+                   k=pending["key_id"]) == [("pending",)]
+    for body in ({"token": "x" * 9000}, {"nope": "1"}):
+        assert httpx.post(link, data=body).status_code in (400, 422)
+    # Our own page's origin (what a browser sends) works.
+    assert confirm_link(link, Origin=api.url).status_code == 200
+    assert api.request("GET", "/v1/usage", key=pending["key"]).status_code == 200
 
 
 def test_five_keys_per_email_per_hour(api: ApiServer) -> None:
     email = fresh_email("hourly")
-    api.new_key(email)
-    httpx.get(api.links_to(email)[0])  # verified: the 3-key limit is out of the way
-    for _ in range(4):
+    for _ in range(5):
         api.new_key(email)
     response = api.request("POST", "/v1/keys", json={"email": email})
     assert response.status_code == 429

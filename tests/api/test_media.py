@@ -55,6 +55,30 @@ def test_list_filters(api: ApiServer) -> None:
                          "namespace", "public", "created_at"}
 
 
+def test_list_search_by_name(api: ApiServer) -> None:
+    """``search`` (an imgpro extension the library page types into): part of the name, any
+    case, ``%`` and ``_`` taken literally, combined with the other filters and the cursor."""
+    key = api.new_key()["key"]
+    beach = _upload(api, key, name="Beach Sunset.jpg", tags="sea")
+    sunny = _upload(api, key, name="sunset_2.png")
+    _upload(api, key, name="forest.jpg", tags="sea")
+    percent = _upload(api, key, name="100% done")
+
+    def ids(**params: Any) -> list[str]:
+        return [item["id"] for item in _list(api, key, **params)["items"]]
+
+    assert ids(search="SUNSET") == [sunny["id"], beach["id"]]
+    assert ids(search="sunset", tags="sea") == [beach["id"]]
+    assert ids(search="t_2") == [sunny["id"]]
+    assert ids(search="%") == [percent["id"]]
+    assert ids(search="  ") == ids()
+    page = _list(api, key, search="sunset", limit=1)
+    assert page["has_more"] is True
+    assert ids(search="sunset", cursor=page["cursor"]) == [beach["id"]]
+    too_long = api.request("GET", "/v1/media", key=key, params={"search": "x" * 101})
+    assert too_long.status_code == 422 and list(too_long.json()["errors"]) == ["search"]
+
+
 def test_list_orders_by_custom_date(api: ApiServer) -> None:
     key = api.new_key()["key"]
     old = _upload(api, key, date="2001-01-01")

@@ -3,7 +3,7 @@
 Three layers: the document validates as OpenAPI 3.1; it names exactly the /v1 routes the app
 has (so neither can drift alone); and schemathesis sends generated requests to every operation
 of a real server and checks that nothing answers 5xx, every status is documented and every
-body matches its schema. Examples per operation are few to keep the suite fast.
+body matches its schema. Examples per operation: the fuzz budget (``--fuzz-budget``).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
 import schemathesis
 import yaml
@@ -29,10 +30,17 @@ from starlette.routing import Route
 
 from api.routes.pages import OPENAPI_PATH
 from api.serving.v1_app import ROUTES
-from tests.conftest import CorpusImage, RunningServer, running_server
+from tests.conftest import (
+    CorpusImage,
+    RunningServer,
+    fuzz_budget,
+    fuzz_is_fixed,
+    running_server,
+)
 
 HTTP_METHODS = {"get", "put", "post", "patch", "delete", "head", "options", "trace"}
-MAX_EXAMPLES = 8
+MAX_EXAMPLES = fuzz_budget()
+"""Per operation; tests/api/test_fuzz.py goes further (odd JSON, forms, a stateful walk)."""
 
 schema = schemathesis.openapi.from_path(OPENAPI_PATH)
 
@@ -91,6 +99,60 @@ def test_errors_use_the_reference_shape() -> None:
     action = document["components"]["schemas"]["Action"]["properties"]["type"]["enum"]
     assert action == ["upgrade", "verify", "wait", "redirect"]
     assert document["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+
+
+def _examples(holder: dict[str, Any]) -> list[Any]:
+    """The example values of a media type or parameter (``example`` or ``examples``)."""
+    found = [holder["example"]] if "example" in holder else []
+    return found + [e["value"] for e in holder.get("examples", {}).values()]
+
+
+def _deref(document: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
+    """``item`` with a ``$ref`` (to ``#/components/...``) followed."""
+    while "$ref" in item:
+        target: Any = document
+        for part in item["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        item = target
+    return item
+
+
+def _check_example(document: dict[str, Any], schema: dict[str, Any], value: Any,
+                   where: str) -> None:
+    """An example must be valid against its own schema: the docs may not show a shape the
+    server would never send (refs resolve against the document's components)."""
+    wrapper = {"components": document["components"], "allOf": [schema]}
+    errors = [e.message for e in jsonschema.Draft202012Validator(wrapper).iter_errors(value)]
+    assert not errors, (where, errors)
+
+
+def test_every_operation_shows_request_and_response_examples() -> None:
+    """The interactive docs (/api) show these: every request body and every successful or
+    error JSON answer has an example (the reference's, where it gives one), each valid."""
+    document = load_document()
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if method not in HTTP_METHODS:
+                continue
+            where = f"{method.upper()} {path}"
+            body = operation.get("requestBody")
+            if body is not None:
+                for media_type, content in body["content"].items():
+                    values = _examples(content)
+                    assert values, f"{where}: no request example for {media_type}"
+                    for value in values:
+                        _check_example(document, content["schema"], value, where)
+            for parameter in [*item.get("parameters", []), *operation.get("parameters", [])]:
+                for value in _examples(parameter):
+                    _check_example(document, parameter["schema"], value,
+                                   f"{where} {parameter['name']}")
+            for status, response in operation["responses"].items():
+                response = _deref(document, response)
+                for media_type, content in response.get("content", {}).items():
+                    values = _examples(content)
+                    assert values, f"{where} {status}: no example for {media_type}"
+                    for value in values:
+                        _check_example(document, content["schema"], value, f"{where} {status}")
 
 
 @pytest.fixture(scope="module")
@@ -162,6 +224,7 @@ def test_real_responses_match_document(server: RunningServer, auth: dict[str, st
         check("DELETE", "/v1/media/batch",
               http.request("DELETE", "/v1/media/batch", json={"ids": [extra["id"]]}), 200)
         check("GET", "/v1/verify", anon.get("/v1/verify", params={"token": "nope"}), 400)
+        check("POST", "/v1/verify", anon.post("/v1/verify", data={"token": "nope"}), 400)
         check("GET", "/v1/upgrade", anon.get("/v1/upgrade"), 200)
         check("POST", "/v1/keys", anon.post("/v1/keys", json={"email": "nope"}), 422)
         gone = check("POST", "/v1/upload", http.post("/v1/upload", files=file), 201)
@@ -171,7 +234,7 @@ def test_real_responses_match_document(server: RunningServer, auth: dict[str, st
 
 
 @schema.parametrize()
-@settings(max_examples=MAX_EXAMPLES, deadline=None, database=None, derandomize=True,
+@settings(max_examples=MAX_EXAMPLES, deadline=None, database=None, derandomize=fuzz_is_fixed(),
           suppress_health_check=list(HealthCheck))
 def test_server_conforms_to_document(case: Any, server: RunningServer,
                                      auth: dict[str, str]) -> None:

@@ -289,6 +289,46 @@ def test_monthly_quota_exceeded(api: ApiServer) -> None:
     assert tampered.status_code == 400
 
 
+def test_refusal_before_the_body_reads_a_small_one_and_keeps_the_connection(
+        api: ApiServer) -> None:
+    """A quota refusal comes before the body is read. For a small body the server reads it
+    first, so the 413 reliably reaches the client (closing on unread bytes resets the socket
+    and can lose the answer) and the connection stays usable; a large one is still closed."""
+    created = api.new_key()
+    _set_month_uploads(api, _team_of(api, created["key_id"]), 100)
+    host, port = api.url.removeprefix("http://").split(":")
+
+    def refused(claimed_length: int, body: bytes) -> tuple[bytes, socket.socket]:
+        sock = socket.create_connection((host, int(port)), timeout=30)
+        head = (f"POST /v1/upload HTTP/1.1\r\nHost: {host}\r\n"
+                f"Authorization: Bearer {created['key']}\r\n"
+                "Content-Type: multipart/form-data; boundary=b\r\n"
+                f"Content-Length: {claimed_length}\r\n\r\n").encode()
+        sock.sendall(head)
+        time.sleep(0.2)  # the answer is decided on the head alone; the body comes later
+        sock.sendall(body)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += sock.recv(65536)
+        return answer, sock
+
+    body = (b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\n\r\n"
+            + tiny_png() + b"\r\n--b--\r\n")
+    answer, sock = refused(len(body), body)
+    with sock:
+        assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+        assert b"connection: close" not in answer.lower()
+        sock.sendall(f"GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        again = b""
+        while b"HTTP/1.1 200" not in again:
+            chunk = sock.recv(65536)
+            assert chunk, "the connection was closed after the refusal"
+            again += chunk
+    answer, sock = refused(2 * 1024 * 1024, b"x" * 1000)
+    with sock:
+        assert answer.startswith(b"HTTP/1.1 413") and b"connection: close" in answer.lower()
+
+
 def test_storage_quota_exceeded(api: ApiServer) -> None:
     created = api.new_key()
     team = _team_of(api, created["key_id"])

@@ -20,7 +20,10 @@ from tests.conftest import ROOT
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
-ARTIFACTS = ROOT / "tests" / "artifacts" / "browser"
+ARTIFACTS = Path(os.environ.get("IMGPRO_TEST_ARTIFACTS")
+                 or ROOT / "tests" / "artifacts" / "browser")
+"""Where screenshots go: ``IMGPRO_TEST_ARTIFACTS`` (a CI artifact folder, say), else
+tests/artifacts/browser."""
 
 
 def chromium_path() -> str | None:
@@ -67,6 +70,6 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def artifacts() -> Path:
-    """Where screenshots go (gitignored): kept after the run for people to look at."""
+    """Where screenshots go (gitignored by default): kept after the run for people to look at."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS

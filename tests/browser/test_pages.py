@@ -274,3 +274,29 @@ def test_api_key_is_kept_and_used(server: RunningServer, corpus: list[CorpusImag
     assert page.evaluate("localStorage.getItem('imgpro.apiKey')") is None
     # The only console error allowed is the refused non-image upload (HTTP 400 in the log).
     assert [e for e in errors if "400" not in e] == []
+
+
+def test_activation_page_button_activates_in_a_browser(server: RunningServer, context: Any,
+                                                        artifacts: Path) -> None:
+    """The emailed link in Chromium: loading it changes nothing, pressing its button (a form
+    POST that carries the browser's own Origin, under the page's CSP) activates the key."""
+    from tests.api.conftest import ApiServer
+
+    api = ApiServer(server, database_url=f"sqlite+aiosqlite:///{server.data_dir / 'imgpro.db'}")
+    try:
+        email = f"browser-{uuid.uuid4().hex[:10]}@example.com"
+        api.new_key(email)
+        pending = api.new_key(email)
+        link = api.links_to(email)[-1]
+        page = context.new_page()
+        errors = watch_errors(page)
+        page.goto(link)
+        page.screenshot(path=artifacts / "activate-key.png", full_page=True)
+        assert api.request("GET", "/v1/usage", key=pending["key"]).status_code == 401
+        with page.expect_navigation():
+            page.click("form button[type=submit]")
+        assert "is active" in page.inner_text("main")
+        assert api.request("GET", "/v1/usage", key=pending["key"]).status_code == 200
+        assert errors == []
+    finally:
+        api.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import io
+import json
 import signal
 import socket
 import time
@@ -24,11 +25,13 @@ from tests.conftest import CorpusImage, RunningServer
 from tests.scale.conftest import place
 
 SLOW = ["avif?size=l", "avif?size=m"]
+METRICS_TOKEN = "metrics-token-of-the-tests"
 
 
 def transforms_in_flight(server: RunningServer) -> float:
     """imgpro_transform_queue_depth from /metrics (summed over the workers)."""
-    text = httpx.get(f"{server.url}/metrics", timeout=10).text
+    text = httpx.get(f"{server.url}/metrics", timeout=10,
+                     headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).text
     for line in text.splitlines():
         if line.startswith("imgpro_transform_queue_depth"):
             return float(line.split()[-1])
@@ -89,7 +92,8 @@ class HeldUpload:
 def test_sigterm_drains_in_flight_requests_and_exits_0(
         server_factory, corpus: list[CorpusImage], workers: int) -> None:  # type: ignore[no-untyped-def]
     server = server_factory({"IMGPRO_MEMORY_CACHE_MB": "0", "IMGPRO_DISK_CACHE_MB": "0",
-                             "IMGPRO_TRANSFORM_THREADS": "1", "IMGPRO_RATE_LIMITS": "off"},
+                             "IMGPRO_TRANSFORM_THREADS": "1", "IMGPRO_RATE_LIMITS": "off",
+                             "IMGPRO_METRICS_TOKEN": METRICS_TOKEN},
                             args=["--workers", str(workers)])
     big = max(corpus, key=lambda i: i.width * i.height)
     place(server, "big", big.data)
@@ -121,3 +125,26 @@ def test_sigterm_drains_in_flight_requests_and_exits_0(
         assert int(response.headers["content-length"]) == len(response.content) > 0
     assert server.process.wait(30) == 0
     assert "Traceback" not in server.log(), server.log()
+
+
+def test_an_upload_cut_by_shutdown_is_a_json_503(server_factory) -> None:  # type: ignore[no-untyped-def]
+    """An upload still sending its body when the shutdown timeout ends is cancelled: the client
+    is told 503 + Retry-After in the reference's shape (it used to get uvicorn's plain-text
+    500 and the log a traceback), and the node still exits 0."""
+    server = server_factory({"IMGPRO_SHUTDOWN_TIMEOUT": "1"})
+    upload = HeldUpload(server.url)  # the handler is reading the body: in flight
+    upload.sock.sendall(upload.body[:50])  # part of it, then nothing more
+    server.process.send_signal(signal.SIGTERM)
+    with upload.sock:
+        answer = b""
+        while chunk := upload.sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 503 "), answer[:300]
+    headers = dict(line.split(b": ", 1) for line in head.split(b"\r\n")[1:])
+    assert headers[b"content-type"] == b"application/json"
+    assert int(headers[b"retry-after"]) > 0
+    parsed = json.loads(body)
+    assert parsed["error"] == "service_unavailable" and parsed["action"]["type"] == "wait"
+    assert server.process.wait(30) == 0
+    assert "Traceback" not in server.log() and "Exception in ASGI" not in server.log()

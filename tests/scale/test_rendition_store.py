@@ -40,6 +40,8 @@ from transformer import ENCODER_SETTINGS_VERSION, transform
 from transformer.originals.s3 import S3OriginalsStore
 
 REVALIDATE_SECONDS = 2
+METRICS_TOKEN = "metrics-token-of-the-tests"
+"""/metrics is served only with this bearer token (api/serving/metrics_access.py)."""
 WAIT = 60.0
 """Deadline of every wait for an event (a loaded 2-core machine is slow, never wrong)."""
 TEAM = "t"
@@ -48,7 +50,8 @@ V = ENCODER_SETTINGS_VERSION
 
 def metric(node: RunningServer | ApiServer, name: str, **labels: str) -> float:
     """Sum of the samples ``name`` whose labels include ``labels``, from ``/metrics``."""
-    text = httpx.get(f"{node.url}/metrics", timeout=30).text
+    text = httpx.get(f"{node.url}/metrics", timeout=30,
+                     headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).text
     return sum(sample.value for family in text_string_to_metric_families(text)
                for sample in family.samples
                if sample.name == name and labels.items() <= sample.labels.items())
@@ -79,7 +82,8 @@ class Store:
                 "IMGPRO_S3_ENDPOINT_URL": self.moto.endpoint_url,
                 "IMGPRO_RENDITION_STORE_URL": f"s3://{self.bucket}/renditions",
                 "IMGPRO_RENDITION_STORE_ENDPOINT_URL": endpoint or self.moto.endpoint_url,
-                "IMGPRO_REVALIDATE_SECONDS": str(REVALIDATE_SECONDS), **settings}
+                "IMGPRO_REVALIDATE_SECONDS": str(REVALIDATE_SECONDS),
+                "IMGPRO_METRICS_TOKEN": METRICS_TOKEN, **settings}
 
     def put_original(self, uid: str, data: bytes, team: str = TEAM) -> None:
         async def put() -> None:

@@ -3,7 +3,8 @@
 A request, route to bytes:
 
 1. ``__call__`` parses the path and ``size`` (``origin.request.parse_request``); anything else
-   is a fast 4xx (``origin.errors``).
+   is a fast 4xx (``origin.errors``). A path written with percent-escapes is redirected to its
+   plain spelling (``%2F`` is a 404), so an image has one URL at the edge.
 2. The rendition key is ``team/uid/<size>.<format>.<encoder version>``. The memory layer is
    checked synchronously; then the disk layer; then, inside ONE flight per key (coalescing),
    the cluster's shared rendition store when configured (``transformer.renditions``: a hit
@@ -59,7 +60,12 @@ from transformer.origin.errors import (
 from transformer.origin.http_cache import is_not_modified
 from transformer.origin.pool import Overloaded, TransformPool
 from transformer.origin.refine import LaneProcess, RefineLane
-from transformer.origin.request import CdnRequest, parse_request, resized_stand_in
+from transformer.origin.request import (
+    CdnRequest,
+    parse_request,
+    resized_stand_in,
+    unescaped_location,
+)
 from transformer.origin.responses import (
     Answer,
     Receive,
@@ -142,6 +148,11 @@ class CdnOrigin:
         try:
             if scope["method"] not in ("GET", "HEAD"):
                 raise MethodNotAllowed()
+            raw_path = scope.get("raw_path")
+            if raw_path is not None and b"%" in raw_path:  # one spelling per image URL
+                location = unescaped_location(scope["path"], raw_path, scope["query_string"])
+                await send_answer(send, redirect_answer(location))
+                return
             request = parse_request(scope["path"], scope["query_string"])
             stand_in = resized_stand_in(request)
             if stand_in is not None:

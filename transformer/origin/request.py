@@ -90,6 +90,27 @@ def parse_request(path: str, query_string: bytes) -> CdnRequest:
     return CdnRequest(team_hash, uid, kind, size)
 
 
+def unescaped_location(path: str, raw_path: bytes, query_string: bytes) -> str:
+    """Where a CDN URL written with percent-escapes should be asked for instead.
+
+    uvicorn decodes the path before we see it, so ``/t/%61bc.jpg``, ``/t%2Fabc.jpg`` and
+    ``/t/abc.jpg`` all arrived as ``/t/abc.jpg``: one image, as many edge cache keys (and
+    renditions stored at the edge) as spellings. Our URLs never need an escape (every
+    character of a CDN path is unreserved), so:
+
+    - escaped unreserved characters mean the same URL (RFC 3986, 6.2.2.2): a permanent
+      redirect to the plain spelling, which the edge caches as a few bytes;
+    - an escaped ``/`` (``%2F``) is not a path separator, so the URL names no image: 404.
+
+    The redirect keeps the size and nothing else of the query, so its Location is built only
+    from characters the patterns allowed.
+    """
+    if raw_path.count(b"/") != path.count("/"):
+        raise ImageNotFound()
+    request = parse_request(path, query_string)  # the same 4xx as the plain spelling
+    return f"{path}?size={request.size}" if request.size else path
+
+
 def resized_stand_in(request: CdnRequest) -> str | None:
     """The path to redirect to when a size is asked of a format we only serve unchanged."""
     if request.size is None or request.kind in FORMATS:

@@ -284,6 +284,16 @@ async def test_redirect_to_another_scheme_is_refused(outside: OriginServer, targ
         await fetch(outside.url(f"/to?{target}"), allow_private=False, allow_networks=OUTSIDE)
 
 
+@pytest.mark.parametrize("target", ["http:\\\\host/x", "http:\\host/x", "http://xn--/",
+                                    "http://[::1", "http://2001:db8::1/"])
+async def test_redirect_to_a_malformed_location_is_an_import_error(
+        server: OriginServer, target: str) -> None:
+    """httpx builds the next request of every 3xx (followed or not) and fails there with
+    exceptions that are no HTTPError; each must still be one of ours (the API's 400)."""
+    with pytest.raises(ImportFetchError):
+        await fetch(server.url(f"/to?{target}"))
+
+
 async def test_redirect_without_location_fails(server: OriginServer) -> None:
     with pytest.raises(SourceUnreachable, match="Location"):
         await fetch(server.url("/no-location"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import time
 
 import httpx
@@ -13,9 +14,16 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import RunningServer
 from transformer.origin.metrics import FLUSH_SECONDS
 
+METRICS_TOKEN = "metrics-token-of-the-tests"
+METRICS = {"IMGPRO_METRICS_TOKEN": METRICS_TOKEN}
+"""/metrics is served only to whom the operator chose (api/serving/metrics_access.py)."""
+
 
 def samples(server: RunningServer) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    response = httpx.get(f"{server.url}/metrics")
+    """The server's metrics, from its metrics address if it has one, else its main port."""
+    found = re.search(r"metrics on (http://\S+/metrics)", server.log())
+    url = found.group(1) if found else f"{server.url}/metrics"
+    response = httpx.get(url, headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     found = {}
@@ -42,7 +50,7 @@ def place(server: RunningServer, uid: str, data: bytes) -> None:
 
 
 def test_metrics_count_requests_cache_layers_and_transforms(server_factory) -> None:
-    server = server_factory({"IMGPRO_ROLE": "cdn"})
+    server = server_factory({"IMGPRO_ROLE": "cdn", **METRICS})
     place(server, "m1", png())
     url = f"{server.url}/t/m1.webp?size=s"
     for _ in range(3):
@@ -88,7 +96,9 @@ def test_json_access_log_lines(server_factory) -> None:
 
 
 def test_metrics_sum_over_workers(server_factory) -> None:
-    server = server_factory({"IMGPRO_ROLE": "cdn", "IMGPRO_WORKERS": "2"})
+    # Its own metrics address, which every worker serves beside the main port.
+    server = server_factory({"IMGPRO_ROLE": "cdn", "IMGPRO_WORKERS": "2",
+                             "IMGPRO_METRICS_ADDRESS": "127.0.0.1:0"})
     place(server, "w", png())
     for _ in range(20):
         with httpx.Client() as client:  # new connections spread over the workers
@@ -108,7 +118,7 @@ def test_metrics_sum_over_workers(server_factory) -> None:
 
 
 def test_upload_metrics(server_factory) -> None:
-    server = server_factory({"IMGPRO_RATE_LIMITS": "off"})
+    server = server_factory({"IMGPRO_RATE_LIMITS": "off", **METRICS})
     ok = httpx.post(f"{server.url}/v1/upload", files={"file": ("a.png", png(), "image/png")})
     assert ok.status_code == 201, ok.text
     bad = httpx.post(f"{server.url}/v1/upload", files={"file": ("a.png", b"nope", "image/png")})

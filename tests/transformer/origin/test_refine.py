@@ -39,6 +39,8 @@ needs_distinct_final = pytest.mark.skipif(
     not (_refined("webp") and _refined("avif")),
     reason="TEMPORARY until issue 11's final settings land: final == fast for WebP/AVIF")
 IMMUTABLE = "public, max-age=31536000, immutable"
+METRICS_TOKEN = "metrics-token-of-the-refine-tests"
+CDN = {"IMGPRO_ROLE": "cdn", "IMGPRO_METRICS_TOKEN": METRICS_TOKEN}
 WAIT = 120.0
 
 
@@ -49,7 +51,8 @@ def place(data_dir: Path, uid: str, data: bytes) -> None:
 
 
 def metric(server: RunningServer, name: str, labels: str = "") -> float:
-    text = httpx.get(f"{server.url}/metrics", timeout=30).text
+    text = httpx.get(f"{server.url}/metrics", timeout=30,
+                     headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).text
     pattern = re.escape(name) + (r"\{" + re.escape(labels) + r"\}" if labels else "") + r" (\S+)"
     found = re.search(r"^" + pattern + "$", text, re.M)
     return float(found.group(1)) if found else 0.0
@@ -75,7 +78,7 @@ def photo(corpus: list[CorpusImage]) -> CorpusImage:
 
 @pytest.fixture
 def cdn(server_factory, photo: CorpusImage) -> RunningServer:  # type: ignore[no-untyped-def]
-    server: RunningServer = server_factory({"IMGPRO_ROLE": "cdn"})
+    server: RunningServer = server_factory(CDN)
     place(server.data_dir, "p", photo.data)
     return server
 
@@ -158,7 +161,7 @@ def test_hits_during_the_swap_are_whole_answers(cdn: RunningServer) -> None:
 
 
 def test_refine_off_serves_the_fast_encode_as_final(server_factory, photo: CorpusImage) -> None:  # type: ignore[no-untyped-def]
-    server = server_factory({"IMGPRO_ROLE": "cdn", "IMGPRO_REFINE": "off"})
+    server = server_factory({**CDN, "IMGPRO_REFINE": "off"})
     place(server.data_dir, "p", photo.data)
     response = httpx.get(f"{server.url}/{TEAM}/p.webp?size=m", timeout=60)
     assert response.headers["x-rendition"] == "final"
@@ -170,7 +173,7 @@ def test_refine_off_serves_the_fast_encode_as_final(server_factory, photo: Corpu
 
 def test_with_both_caches_off_every_miss_is_provisional_and_nothing_queues(
         server_factory, photo: CorpusImage) -> None:  # type: ignore[no-untyped-def]
-    server = server_factory({"IMGPRO_ROLE": "cdn", "IMGPRO_MEMORY_CACHE_MB": "0",
+    server = server_factory({**CDN, "IMGPRO_MEMORY_CACHE_MB": "0",
                              "IMGPRO_DISK_CACHE_MB": "0"})
     place(server.data_dir, "p", photo.data)
     for _ in range(2):
@@ -198,7 +201,7 @@ def test_provisional_entries_on_disk_are_refined_after_a_restart(
             assert await disk.put(key, Entry.of(fast, final=False))
 
     asyncio.run(leave_provisional_entries())
-    server = server_factory({"IMGPRO_ROLE": "cdn"}, data_dir=data_dir)
+    server = server_factory(CDN, data_dir=data_dir)
     wait_for(lambda: metric(server, "imgpro_refine_total", 'result="refined"') >= len(uids),
              "the entries left provisional on disk to be refined")
     for uid in uids:
@@ -211,7 +214,7 @@ def test_the_lane_waits_while_the_pool_is_busy(server_factory, corpus: list[Corp
     """Under a steady stream of misses the lane starts nothing; once the stream stops, it
     catches up. (If the lane ignored the pool, its low-priority process would still use the
     second core and refine during the load, and this test would fail.)"""
-    server = server_factory({"IMGPRO_ROLE": "cdn", "IMGPRO_TRANSFORM_THREADS": "1"})
+    server = server_factory({**CDN, "IMGPRO_TRANSFORM_THREADS": "1"})
     big = max(corpus, key=lambda i: i.width * i.height)
     small = min(corpus, key=lambda i: i.width * i.height)
     for i in range(400):

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from transformer.origin.errors import CdnError
-from transformer.origin.request import parse_request, resized_stand_in
+from transformer.origin.request import parse_request, resized_stand_in, unescaped_location
 
 
 @pytest.mark.parametrize(
@@ -68,3 +68,32 @@ def test_keys_differ_by_size_format_and_version() -> None:
     }
     assert len(keys) == 4
     assert parse_request("/t/a.jpg", b"").key("1") == parse_request("/t/a.jpeg", b"").key("1")
+
+
+@pytest.mark.parametrize(
+    ("path", "raw", "query", "location"),
+    [
+        ("/t/abc.jpg", b"/t/%61bc.jpg", b"", "/t/abc.jpg"),
+        ("/t/abc.jpg", b"/%74/abc%2Ejpg", b"size=m", "/t/abc.jpg?size=m"),
+        ("/t/abc.jpg", b"/t/abc.%6Apg", b"size=%6D&v=1", "/t/abc.jpg?size=m"),
+    ],
+)
+def test_escaped_spellings_redirect_to_the_plain_one(path: str, raw: bytes, query: bytes,
+                                                     location: str) -> None:
+    assert unescaped_location(path, raw, query) == location
+
+
+@pytest.mark.parametrize(
+    ("path", "raw", "query", "status"),
+    [
+        ("/t/abc.jpg", b"/t%2Fabc.jpg", b"", 404),  # an escaped slash separates nothing
+        ("/t/abc.jpg", b"/t%2fabc.jpg", b"", 404),
+        ("/t/a/b.jpg", b"/t/a%2Fb.jpg", b"", 404),
+        ("/t/abc.jpg", b"/t/%61bc.jpg", b"size=xl", 422),
+    ],
+)
+def test_escaped_spellings_that_name_no_image(path: str, raw: bytes, query: bytes,
+                                              status: int) -> None:
+    with pytest.raises(CdnError) as info:
+        unescaped_location(path, raw, query)
+    assert info.value.status == status
