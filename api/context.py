@@ -18,7 +18,8 @@ from api.settings import Settings
 from transformer.originals import OriginalsStore
 
 Purge = Callable[[str, str], Awaitable[None]]
-"""Drops cached renditions of (team_hash, media_id) on the CDN of this process."""
+"""Drops cached renditions of (team_hash, media_id): on the CDN of this process and in the
+shared rendition store (``api.lifecycle.purge``); raises StoreUnavailable to be retried."""
 
 
 @dataclass

@@ -74,6 +74,31 @@ class Settings(BaseSettings):
     refine_queue: int = Field(1000, ge=1)
     """Provisional renditions waiting for the refine lane per process; the oldest go first."""
 
+    # The cluster's shared rendition store (transformer/renditions, README "Shared rendition
+    # store"): off unless the URL is set.
+    rendition_store_url: str | None = None
+    """``s3://bucket/prefix``: renditions shared by every node, after memory and disk."""
+    rendition_store_endpoint_url: str | None = None
+    """Its S3-compatible endpoint; unset: ``IMGPRO_S3_ENDPOINT_URL`` (the originals')."""
+    rendition_store_timeout: float = Field(2.0, gt=0)
+    """Seconds one store request may take before it counts as failed (a miss, a dropped
+    write); no retries: the store is a cache."""
+    rendition_store_conditional: bool = True
+    """Use S3 conditional writes (the lease; writes that never overwrite newer objects or
+    bring back purged ones); off for S3-compatible services without them."""
+    rendition_store_lease_seconds: float = Field(10.0, ge=0)
+    """How long a node's lease on a rendition it transforms lasts, and the most other nodes
+    wait for it before transforming themselves; 0: no lease."""
+    rendition_store_refine_grace: float = Field(300.0, ge=0)
+    """Seconds a provisional rendition read from the store is left to its maker to refine
+    before this node does; 0: every node refines what it serves provisional."""
+    rendition_store_breaker_failures: int = Field(3, ge=1)
+    """Failed store requests in a row that open the circuit breaker (store unused)."""
+    rendition_store_breaker_seconds: float = Field(10.0, gt=0)
+    """How long the open breaker keeps the store unused before one probe request."""
+    rendition_store_write_queue: int = Field(256, ge=1)
+    """Store writes that may wait per process; beyond it new ones are dropped (counted)."""
+
     rate_limits: Literal["on", "off"] = "on"
     trusted_proxies: str = ""
     """Comma-separated IPs/CIDRs whose ``X-Forwarded-For`` is believed (see api/client_ip.py)."""
@@ -124,6 +149,13 @@ class Settings(BaseSettings):
     def _check_trusted_proxies(cls, value: str) -> str:
         parse_trusted_proxies(value)  # a typo must stop start-up, not trust nobody/everybody
         return value
+
+    @field_validator("rendition_store_url")
+    @classmethod
+    def _check_rendition_store_url(cls, value: str | None) -> str | None:
+        if value and (not value.startswith("s3://") or len(value) <= len("s3://")):
+            raise ValueError("must be s3://bucket/prefix")
+        return value or None
 
     @field_validator("metrics_address")
     @classmethod
@@ -178,6 +210,10 @@ class Settings(BaseSettings):
         if self.s3_create_bucket is not None:
             return self.s3_create_bucket
         return bool(self.s3_endpoint_url)
+
+    @property
+    def effective_rendition_store_endpoint_url(self) -> str | None:
+        return self.rendition_store_endpoint_url or self.s3_endpoint_url
 
     @property
     def effective_database_url(self) -> str:

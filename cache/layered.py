@@ -1,4 +1,10 @@
-"""The layered lookup the CDN hot path uses: memory -> disk -> one producer per key."""
+"""The layered lookup the CDN hot path uses: memory -> disk -> [shared store] -> one producer
+per key.
+
+The shared store (``cache.shared.SharedLayer``, optional) is asked inside the key's single
+flight, so concurrent misses of one node cost one store lookup; a hit there fills memory and
+disk, and what the producer makes is handed back to it after the answer (write-behind).
+"""
 
 from __future__ import annotations
 
@@ -12,15 +18,18 @@ from cache.coalesce import SingleFlight
 from cache.disk import DiskCache, split_key
 from cache.entry import Entry
 from cache.memory import MemoryCache
+from cache.shared import SharedLayer
 
-Layer = Literal["memory", "disk", "miss", "coalesced"]
+Layer = Literal["memory", "disk", "store", "miss", "coalesced"]
 
 
 class RenditionCache:
-    def __init__(self, memory: MemoryCache, disk: DiskCache) -> None:
+    def __init__(self, memory: MemoryCache, disk: DiskCache,
+                 shared: SharedLayer | None = None) -> None:
         self.memory = memory
         self.disk = disk
-        self._flights: SingleFlight[Entry] = SingleFlight()
+        self.shared = shared
+        self._flights: SingleFlight[tuple[Entry, Layer]] = SingleFlight()
         self._writes: set[asyncio.Task[bool]] = set()
         self._last_write: dict[str, asyncio.Task[bool]] = {}  # per key: writes land in order
         # A production that started before a purge of its image must not refill the caches.
@@ -62,27 +71,49 @@ class RenditionCache:
 
         group, _variant = split_key(key)
         started = self._purge_seq
+        shared = self.shared
 
-        async def produce() -> Entry:
-            produced = await producer()
-            if self._purged.get(group, -1) <= started:
+        def current() -> bool:
+            return self._purged.get(group, -1) <= started
+
+        async def produce() -> tuple[Entry, Layer]:
+            if shared is not None:
+                found = await shared.lookup(key)
+                if found is not None:
+                    if current():
+                        self._keep(key, found)
+                    return found, "store"
+            try:
+                produced = await producer()
+            except BaseException:
+                if shared is not None:
+                    shared.abandon(key)
+                raise
+            if current():
                 self._keep(key, produced)
-            return produced
+                if shared is not None:
+                    shared.save(key, produced)
+            elif shared is not None:
+                shared.abandon(key)  # purged meanwhile: store nothing of a deleted image
+            return produced, "miss"
 
-        entry, shared = await self._flights.run(key, produce)
-        return entry, "coalesced" if shared else "miss"
+        (entry, layer), coalesced = await self._flights.run(key, produce)
+        return entry, "coalesced" if coalesced else layer
 
     def epoch(self) -> int:
         """A mark to pass to ``replace``: purges after it win over a late replacement."""
         return self._purge_seq
 
-    def replace(self, key: str, entry: Entry, *, since: int) -> bool:
+    def replace(self, key: str, entry: Entry, *, since: int, share: bool = True) -> bool:
         """Swap in a new entry for ``key`` (a refined rendition) in memory now and on disk in
-        the background, unless its image was purged after ``since``; returns whether it was."""
+        the background, unless its image was purged after ``since``; returns whether it was.
+        ``share``: also hand it to the shared store (not when it came from there)."""
         group, _variant = split_key(key)
         if self._purged.get(group, -1) > since:
             return False
         self._keep(key, entry)
+        if share and self.shared is not None:
+            self.shared.save(key, entry)
         return True
 
     def _keep(self, key: str, entry: Entry) -> None:

@@ -128,7 +128,7 @@ def test_no_import_cycle() -> None:
     assert _cycles(GRAPH) == []
 
 
-LIBRARY_PARTS = ("transformer.origin", "transformer.originals")
+LIBRARY_PARTS = ("transformer.origin", "transformer.originals", "transformer.renditions")
 
 
 def _is_library(module: str) -> bool:
@@ -164,7 +164,8 @@ def test_outside_the_library_only_its_public_surface_is_used() -> None:
 
 SERVER_DEPENDENCIES = ("starlette", "uvicorn", "aiobotocore", "botocore", "aiohttp",
                        "prometheus_client", "sqlalchemy", "httpx", "aiofiles", "cachetools",
-                       "orjson", "api", "cache", "transformer.origin", "transformer.originals")
+                       "orjson", "api", "cache", "transformer.origin", "transformer.originals",
+                       "transformer.renditions")
 
 
 def test_import_transformer_loads_no_server_dependency() -> None:

@@ -20,11 +20,12 @@ from starlette.routing import Mount, Route
 
 import transformer
 from api.errors import http_exception_response
+from api.lifecycle.purge import purge_renditions
 from api.serving.metrics_access import MetricsAccess
 from api.serving.observability import Observed, access_log_to_stdout, mark_worker_gone
 from api.serving.readiness import readiness
 from api.serving.shutdown_answer import AnswerCancelled
-from api.serving.store_startup import prepare_originals_store
+from api.serving.store_startup import prepare_originals_store, prepare_rendition_store
 from api.settings import Settings
 from cache import DiskCache, MemoryCache, RenditionCache
 from transformer.origin.app import CdnOrigin
@@ -32,14 +33,33 @@ from transformer.origin.config import OriginConfig
 from transformer.origin.request import CDN_PATH
 from transformer.origin.responses import Answer, Receive, Scope, Send
 from transformer.originals import OriginalsStore, open_store
+from transformer.renditions import RenditionStoreConfig, S3RenditionStore
 
 MB = 1024 * 1024
 
 
-def build_cdn(settings: Settings, store: OriginalsStore) -> CdnOrigin:
+def build_rendition_store(settings: Settings) -> S3RenditionStore | None:
+    """The cluster's shared rendition store, when ``IMGPRO_RENDITION_STORE_URL`` is set."""
+    if not settings.rendition_store_url:
+        return None
+    return S3RenditionStore(RenditionStoreConfig(
+        url=settings.rendition_store_url,
+        endpoint_url=settings.effective_rendition_store_endpoint_url,
+        timeout=settings.rendition_store_timeout,
+        conditional=settings.rendition_store_conditional,
+        lease_seconds=settings.rendition_store_lease_seconds,
+        breaker_failures=settings.rendition_store_breaker_failures,
+        breaker_seconds=settings.rendition_store_breaker_seconds,
+        write_queue=settings.rendition_store_write_queue,
+    ))
+
+
+def build_cdn(settings: Settings, store: OriginalsStore,
+              renditions: S3RenditionStore | None = None) -> CdnOrigin:
     cache = RenditionCache(
         MemoryCache(settings.memory_cache_mb * MB),
         DiskCache(settings.data_dir / "cache", settings.disk_cache_mb * MB),
+        renditions,
     )
     config = OriginConfig(
         threads=settings.threads,
@@ -50,6 +70,7 @@ def build_cdn(settings: Settings, store: OriginalsStore) -> CdnOrigin:
         refine=settings.refine,
         provisional_max_age=settings.provisional_max_age,
         refine_queue=settings.refine_queue,
+        shared_refine_grace=settings.rendition_store_refine_grace,
     )
     return CdnOrigin(store, cache, config)
 
@@ -75,14 +96,16 @@ class RoleApp:
 def create_app(settings: Settings | None = None) -> Observed:
     settings = settings or Settings()
     store = open_store(settings.effective_storage_url, s3_endpoint_url=settings.s3_endpoint_url)
-    cdn = build_cdn(settings, store) if settings.role in ("all", "cdn") else None
+    renditions = build_rendition_store(settings)
+    cdn = build_cdn(settings, store, renditions) if settings.role in ("all", "cdn") else None
     api_app = None
     mcp = None
     if settings.role in ("all", "api"):
         from api.agents.http_endpoint import McpEndpoint  # imports no MCP SDK until used
         from api.serving.v1_app import build_api_app
 
-        api_app = build_api_app(settings, store, purge=cdn.purge if cdn is not None else None)
+        purge = purge_renditions(cdn.purge if cdn is not None else None, renditions)
+        api_app = build_api_app(settings, store, purge=purge)
         mcp = McpEndpoint(api_app)
 
     async def healthz(request: Request) -> Response:
@@ -109,6 +132,9 @@ def create_app(settings: Settings | None = None) -> Observed:
             stack.callback(mark_worker_gone)
             stack.push_async_callback(store.close)
             await prepare_originals_store(store, settings)  # S3: the bucket exists (helper scale)
+            if renditions is not None:
+                stack.push_async_callback(renditions.close)  # after the CDN: its last writes
+                await prepare_rendition_store(renditions, settings)
             if cdn is not None:
                 await cdn.start()
                 stack.push_async_callback(cdn.close)

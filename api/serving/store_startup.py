@@ -13,6 +13,7 @@ import logging
 
 from api.settings import Settings
 from transformer.originals import OriginalsStore, StoreUnavailable
+from transformer.renditions import S3RenditionStore
 
 log = logging.getLogger("imgpro.store")
 
@@ -23,3 +24,13 @@ async def prepare_originals_store(store: OriginalsStore, settings: Settings) -> 
     except StoreUnavailable as exc:
         log.warning("originals store not reachable at start-up (%s); answering 503 until it is",
                     exc)
+
+
+async def prepare_rendition_store(store: S3RenditionStore, settings: Settings) -> None:
+    """The same check for the shared rendition store; while it is unreachable the node runs
+    without it (its circuit breaker takes it back when it answers)."""
+    try:
+        await store.prepare(create_missing=settings.create_bucket)
+    except StoreUnavailable as exc:
+        log.warning("rendition store not reachable at start-up (%s); transforming locally "
+                    "until it is", exc)

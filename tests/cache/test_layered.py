@@ -171,3 +171,89 @@ async def test_replace_swaps_in_memory_and_on_disk_unless_purged_since(tmp_path:
     assert cache.peek("t/u/m.webp") is None
     await cache.close()
     assert await cache.disk.get("t/u/m.webp") is None
+
+
+class FakeShared:
+    """A SharedLayer in a dict: what the layered lookup asks of the cluster's store."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, Entry] = {}
+        self.lookups: list[str] = []
+        self.saved: list[tuple[str, Entry]] = []
+        self.abandoned: list[str] = []
+
+    async def lookup(self, key: str) -> Entry | None:
+        self.lookups.append(key)
+        await asyncio.sleep(0)
+        return self.objects.get(key)
+
+    async def fetch(self, key: str) -> Entry | None:
+        return self.objects.get(key)
+
+    def save(self, key: str, entry: Entry) -> None:
+        self.saved.append((key, entry))
+        self.objects[key] = entry
+
+    def abandon(self, key: str) -> None:
+        self.abandoned.append(key)
+
+
+async def test_the_shared_store_is_the_third_layer(tmp_path: Path) -> None:
+    shared = FakeShared()
+    cache = RenditionCache(MemoryCache(1_000_000), DiskCache(tmp_path, 10_000_000), shared)
+    await cache.start()
+    shared.objects["t/u/m.webp"] = Entry.of(b"from another node")
+    calls = 0
+
+    async def producer() -> Entry:
+        nonlocal calls
+        calls += 1
+        return Entry.of(b"made here")
+
+    results = await asyncio.gather(*(cache.get_or_produce("t/u/m.webp", producer)
+                                      for _ in range(5)))
+    assert calls == 0 and shared.lookups == ["t/u/m.webp"], "one store lookup per flight"
+    layers = sorted(layer for _, layer in results)
+    assert layers.count("store") == 1 and set(layers) <= {"store", "coalesced", "memory"}
+    assert {entry for entry, _ in results} == {Entry.of(b"from another node")}
+    assert shared.saved == [], "what came from the store is not written back"
+    await cache.close()
+    assert await cache.disk.get("t/u/m.webp") == Entry.of(b"from another node")  # disk filled
+    assert (await cache.get_or_produce("t/u/m.webp", producer))[1] == "memory"
+
+    entry, layer = await cache.get_or_produce("t/u/s.jpeg", producer)
+    assert (layer, calls) == ("miss", 1)
+    assert shared.saved == [("t/u/s.jpeg", entry)], "a production is handed to the store"
+
+    since = cache.epoch()
+    cache.replace("t/u/s.jpeg", Entry.of(b"refined"), since=since)
+    cache.replace("t/u/s.jpeg", Entry.of(b"picked up"), since=since, share=False)
+    assert [e.data for _, e in shared.saved] == [b"made here", b"refined"]
+    await cache.close()
+
+
+async def test_a_failed_or_purged_production_abandons_its_lease(tmp_path: Path) -> None:
+    shared = FakeShared()
+    cache = RenditionCache(MemoryCache(1_000_000), DiskCache(tmp_path, 10_000_000), shared)
+    await cache.start()
+
+    async def failing() -> Entry:
+        raise ValueError("bad original")
+
+    with pytest.raises(ValueError):
+        await cache.get_or_produce("t/u/m.png", failing)
+    assert shared.abandoned == ["t/u/m.png"]
+
+    release = asyncio.Event()
+
+    async def slow() -> Entry:
+        await release.wait()
+        return Entry.of(b"of a deleted image")
+
+    inflight = asyncio.create_task(cache.get_or_produce("t/u/l.avif", slow))
+    await asyncio.sleep(0.01)
+    await cache.purge("t/u")
+    release.set()
+    await inflight
+    assert shared.saved == [] and shared.abandoned == ["t/u/m.png", "t/u/l.avif"]
+    await cache.close()

@@ -6,9 +6,12 @@ A request, route to bytes:
    is a fast 4xx (``origin.errors``). A path written with percent-escapes is redirected to its
    plain spelling (``%2F`` is a 404), so an image has one URL at the edge.
 2. The rendition key is ``team/uid/<size>.<format>.<encoder version>``. The memory layer is
-   checked synchronously; then the disk layer; then ONE producer per key (coalescing) takes a
-   slot in the bounded ``TransformPool``, reads the original from the originals store, and runs
-   ``transformer.transform`` in a thread. A full pool answers 503 + Retry-After.
+   checked synchronously; then the disk layer; then, inside ONE flight per key (coalescing),
+   the cluster's shared rendition store when configured (``transformer.renditions``: a hit
+   there fills disk and memory; a miss may wait for another node's lease), and otherwise the
+   producer takes a slot in the bounded ``TransformPool``, reads the original from the
+   originals store, and runs ``transformer.transform`` in a thread. A full pool answers 503 +
+   Retry-After. What was produced goes to the shared store after the answer (write-behind).
 3. No size and the original's own extension: the original bytes are streamed unchanged.
 4. Responses carry exact Content-Type/Content-Length, a strong ETag (content digest),
    ``Cache-Control: public, max-age=31536000, immutable``; If-None-Match gives 304.
@@ -19,8 +22,16 @@ Most memory hits never reach ``__call__``: served by ``imgpro serve``, the HTTP 
 builds it on both paths.
 
 No database is involved: the URL names the original. A deleted image disappears because its
-original is gone; cached renditions are re-checked against the store at most every
-``revalidate_seconds`` per process, and the process that handles a delete purges at once.
+original is gone; cached renditions (from disk or the shared store too) are re-checked against
+the originals store at most every ``revalidate_seconds`` per process, and the process that
+handles a delete purges at once.
+
+Provisional renditions and the shared store: the node that made a provisional one refines it
+and stores the final, which replaces the provisional in the store. A node that reads a
+provisional one from the store serves it, leaves the final encode to its maker for
+``shared_refine_grace`` seconds, then (on a hit) looks in the store again and takes the final
+from there, refining it itself only if it is still not there. So the expensive encode runs
+once per cluster while every node is up, and still runs if the maker went away.
 """
 
 from __future__ import annotations
@@ -99,6 +110,11 @@ class CdnOrigin:
         self._validated: TTLCache[str, bool] | None = (
             TTLCache(maxsize=200_000, ttl=config.revalidate_seconds)
             if config.revalidate_seconds > 0 else None
+        )
+        # Provisional renditions read from the shared store: their maker refines them first.
+        self._deferred: TTLCache[str, bool] | None = (
+            TTLCache(maxsize=100_000, ttl=config.shared_refine_grace)
+            if cache.shared is not None and config.shared_refine_grace > 0 else None
         )
 
     async def start(self) -> None:
@@ -208,16 +224,19 @@ class CdnOrigin:
         except TransformError as exc:
             metrics.TRANSFORM_REFUSALS.labels(exc.code).inc()
             raise TransformRefused(exc) from exc
-        metrics.count_lookup(layer, self.cache.disk.enabled)
-        if layer == "disk":
-            await self._revalidate(request)
+        metrics.count_lookup(layer, self.cache.disk.enabled, self.cache.shared is not None)
+        if layer in ("disk", "store") or (layer == "coalesced" and self.cache.shared is not None):
+            await self._revalidate(request)  # not read from the originals store just now
         if not entry.final:
-            self._offer(key)
+            if layer == "store" and self._deferred is not None:
+                self._deferred[key] = True  # its maker refines it; we pick up the final later
+            else:
+                self._offer(key)
         return entry, layer
 
     def _offer(self, key: str) -> None:
         """A provisional entry was served: make sure a final one is on its way."""
-        if self.lane is not None:
+        if self.lane is not None and (self._deferred is None or key not in self._deferred):
             self.lane.offer(key)
 
     async def _revalidate(self, request: CdnRequest) -> None:
@@ -283,6 +302,12 @@ class CdnOrigin:
             return
         request = parsed[0]
         since = self.cache.epoch()
+        if self.cache.shared is not None:  # another node may have refined it already
+            stored = await self.cache.shared.fetch(key)
+            if stored is not None and stored.final:
+                replaced = self.cache.replace(key, stored, since=since, share=False)
+                metrics.REFINE_DONE.labels("from_store" if replaced else "gone").inc()
+                return
         try:
             original = await self.store.get(request.team_hash, request.uid)
             with metrics.REFINE_SECONDS.labels(request.kind, request.size or "o").time():

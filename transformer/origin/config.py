@@ -26,3 +26,7 @@ class OriginConfig:
     """``Cache-Control: max-age`` of a provisional rendition, in seconds."""
     refine_queue: int
     """Provisional renditions that may wait for the refine lane; beyond it the oldest go."""
+    shared_refine_grace: float
+    """Seconds a provisional rendition read from the shared rendition store is left to the
+    node that made it to refine (this node then picks up the final from the store); after
+    that, or at 0, this node refines it itself."""

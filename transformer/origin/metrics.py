@@ -108,7 +108,8 @@ REFINE_DROPPED = Counter(
 )
 REFINE_DONE = Counter(
     "imgpro_refine_total",
-    "Refine jobs by result: refined (final swapped in), gone (image deleted or entry evicted), "
+    "Refine jobs by result: refined (final swapped in), from_store (another node's final "
+    "picked up from the shared rendition store), gone (image deleted or entry evicted), "
     "failed.",
     ["result"],
 )
@@ -123,14 +124,17 @@ _MEMORY_HIT = CACHE_REQUESTS.labels("memory", "hit")
 _MEMORY_MISS = CACHE_REQUESTS.labels("memory", "miss")
 _DISK_HIT = CACHE_REQUESTS.labels("disk", "hit")
 _DISK_MISS = CACHE_REQUESTS.labels("disk", "miss")
+_STORE_HIT = CACHE_REQUESTS.labels("store", "hit")
+_STORE_MISS = CACHE_REQUESTS.labels("store", "miss")
 
 
-def count_lookup(layer: str, disk_enabled: bool) -> None:
+def count_lookup(layer: str, disk_enabled: bool, store_enabled: bool = False) -> None:
     """Turn the layer that answered into per-layer hit/miss counts."""
     if layer == "memory":
         TALLY.inc(_MEMORY_HIT)
         return
     TALLY.inc(_MEMORY_MISS)
-    if not disk_enabled:
-        return
-    TALLY.inc(_DISK_HIT if layer == "disk" else _DISK_MISS)
+    if disk_enabled:
+        TALLY.inc(_DISK_HIT if layer == "disk" else _DISK_MISS)
+    if store_enabled and layer != "disk":
+        TALLY.inc(_STORE_HIT if layer == "store" else _STORE_MISS)

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterator
-from contextlib import AsyncExitStack, contextmanager
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlparse
 
 import aiohttp
-from aiobotocore.config import AioConfig
-from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
 from transformer.originals.protocol import (
@@ -30,6 +28,7 @@ from transformer.originals.protocol import (
     object_key,
     valid_name,
 )
+from transformer.originals.s3_client import S3Client
 
 PART_SIZE = 8 * 1024 * 1024
 """Multipart chunk: originals above this go up in parts (S3's minimum part is 5 MiB)."""
@@ -47,17 +46,9 @@ class S3OriginalsStore:
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.endpoint_url = endpoint_url
-        self._config = AioConfig(
-            max_pool_connections=max_connections,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            # Without a count here botocore takes AWS_MAX_ATTEMPTS (total attempts, default 3).
-            retries={"mode": "standard"} if max_attempts is None
-            else {"mode": "standard", "total_max_attempts": max_attempts},
-        )
-        self._client: Any = None
-        self._stack: AsyncExitStack | None = None
-        self._lock = asyncio.Lock()
+        self._client = S3Client(endpoint_url=endpoint_url, max_connections=max_connections,
+                                connect_timeout=connect_timeout, read_timeout=read_timeout,
+                                max_attempts=max_attempts)
 
     @classmethod
     def from_url(cls, url: str, *, endpoint_url: str | None = None) -> S3OriginalsStore:
@@ -72,16 +63,7 @@ class S3OriginalsStore:
 
     async def _s3(self) -> Any:
         """The process's one client, created on first use (inside the running event loop)."""
-        if self._client is None:
-            async with self._lock:
-                if self._client is None:
-                    stack = AsyncExitStack()
-                    self._client = await stack.enter_async_context(
-                        get_session().create_client("s3", endpoint_url=self.endpoint_url,
-                                                    config=self._config)
-                    )
-                    self._stack = stack
-        return self._client
+        return await self._client.get()
 
     async def put(self, team_hash: str, uid: str, data: bytes | AsyncIterable[bytes]) -> int:
         key = self._key(team_hash, uid)
@@ -209,38 +191,40 @@ class S3OriginalsStore:
         it is back). A 403 on the check is not an error: least-privilege credentials often
         may read and write objects but not look at the bucket itself.
         """
-        with _mapped_errors(self.bucket):
-            s3 = await self._s3()
-            try:
-                await s3.head_bucket(Bucket=self.bucket)
-                return
-            except ClientError as exc:
-                code = _code(exc)
-                if code in ("403", "AccessDenied"):
-                    return
-                if code not in _NO_BUCKET:
-                    raise
-            if not create_missing:
-                where = self.endpoint_url or "AWS"
-                raise BucketMissing(
-                    f"S3 bucket {self.bucket!r} does not exist at {where}: create it, or set "
-                    "IMGPRO_S3_CREATE_BUCKET=true to let imgpro create it at start-up"
-                )
-            region = s3.meta.region_name
-            options: dict[str, Any] = {}
-            if region and region != "us-east-1":  # us-east-1 refuses an explicit constraint
-                options["CreateBucketConfiguration"] = {"LocationConstraint": region}
-            try:
-                await s3.create_bucket(Bucket=self.bucket, **options)
-            except ClientError as exc:
-                if _code(exc) not in _BUCKET_RACE:  # another worker or node was first
-                    raise
+        await prepare_bucket(self._client, self.bucket, create_missing=create_missing)
 
     async def close(self) -> None:
-        if self._stack is not None:
-            await self._stack.aclose()
-            self._stack = None
-            self._client = None
+        await self._client.close()
+
+
+async def prepare_bucket(client: S3Client, bucket: str, *, create_missing: bool) -> None:
+    """``prepare`` of any store that keeps objects in ``bucket`` (originals, renditions)."""
+    with _mapped_errors(bucket):
+        s3 = await client.get()
+        try:
+            await s3.head_bucket(Bucket=bucket)
+            return
+        except ClientError as exc:
+            code = error_code(exc)
+            if code in ("403", "AccessDenied"):
+                return
+            if code not in _NO_BUCKET:
+                raise
+        if not create_missing:
+            where = client.endpoint_url or "AWS"
+            raise BucketMissing(
+                f"S3 bucket {bucket!r} does not exist at {where}: create it, or set "
+                "IMGPRO_S3_CREATE_BUCKET=true to let imgpro create it at start-up"
+            )
+        region = s3.meta.region_name
+        options: dict[str, Any] = {}
+        if region and region != "us-east-1":  # us-east-1 refuses an explicit constraint
+            options["CreateBucketConfiguration"] = {"LocationConstraint": region}
+        try:
+            await s3.create_bucket(Bucket=bucket, **options)
+        except ClientError as exc:
+            if error_code(exc) not in _BUCKET_RACE:  # another worker or node was first
+                raise
 
 
 async def _after(first: bytearray, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -260,7 +244,7 @@ def _mapped_errors(key: str) -> Iterator[None]:
     try:
         yield
     except ClientError as exc:
-        code = _code(exc)
+        code = error_code(exc)
         if code in _NOT_FOUND:
             raise OriginalNotFound(key) from exc
         raise StoreUnavailable(f"S3 error {code} for {key}") from exc
@@ -268,5 +252,5 @@ def _mapped_errors(key: str) -> Iterator[None]:
         raise StoreUnavailable(f"S3 unreachable for {key}: {exc}") from exc
 
 
-def _code(exc: ClientError) -> str:
+def error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
