@@ -182,8 +182,9 @@ def _jpegli(**options: Any) -> tuple[Encode, EncoderSetting]:
     return encode, setting
 
 
-def candidates(fmt: Format) -> list[Candidate]:
-    """Every setting measured for ``fmt``."""
+def candidates(fmt: Format, slow: bool = False) -> list[Candidate]:
+    """Every setting measured for ``fmt``; ``slow`` adds AVIF effort 6 at m and effort 2 4:2:0
+    (--slow: about 20 more minutes on 2 cores, for settings too slow or too big to choose)."""
     found: list[Candidate] = []
 
     def add(name: str, encode: Encode, setting: EncoderSetting | None = None,
@@ -221,13 +222,14 @@ def candidates(fmt: Format) -> list[Candidate]:
     elif fmt == "avif":
         add("effort 0 4:4:4, fast decode", *libvips("avif", effort=0, subsample_mode="off"),
             pixels="fast")
-        for effort in (2, 4):
-            for mode, label in (("on", "4:2:0"), ("off", "4:4:4")):
-                add(f"effort {effort} {label}",
-                    *libvips("avif", effort=effort, subsample_mode=mode))
+        add("effort 2 4:4:4", *libvips("avif", effort=2, subsample_mode="off"))
         for mode, label in (("on", "4:2:0"), ("off", "4:4:4")):
-            add(f"effort 6 {label}", *libvips("avif", effort=6, subsample_mode=mode),
-                lanes=("avif-m",))
+            add(f"effort 4 {label}", *libvips("avif", effort=4, subsample_mode=mode))
+        if slow:
+            add("effort 2 4:2:0", *libvips("avif", effort=2, subsample_mode="on"))
+            for mode, label in (("on", "4:2:0"), ("off", "4:4:4")):
+                add(f"effort 6 {label}", *libvips("avif", effort=6, subsample_mode=mode),
+                    lanes=("avif-m",))
     return found
 
 
@@ -333,7 +335,8 @@ def measure_in_process(run: Run) -> None:
     transformer.configure(vips_threads=1)
     for lane in run.lanes:
         size = run.size(lane)
-        found = [c for c in candidates(lane.fmt) if not c.lanes or lane.name in c.lanes]
+        found = [c for c in candidates(lane.fmt, run.args.slow)
+                 if not c.lanes or lane.name in c.lanes]
         run.ours[lane.name] = ours_candidates(lane.fmt, found)
         if run.args.quick:
             found = [c for c in found if c.quick]
@@ -734,6 +737,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--qs", type=lambda s: tuple(int(x) for x in s.split(",")), default=None)
     parser.add_argument("--peers", type=lambda s: [p for p in s.split(",") if p],
                         default=list(PEERS))
+    parser.add_argument("--slow", action="store_true",
+                        help="also AVIF effort 6 (m) and effort 2 4:2:0 (see candidates)")
     parser.add_argument("--no-server", action="store_true")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2,
                         help="scoring processes")
