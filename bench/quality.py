@@ -6,9 +6,10 @@
 
 For each lane (JPEG, WebP and AVIF at m, AVIF at l) and each corpus photo:
 
-1. the pixels the library hands its encoder are computed once (``transformer._pipeline``'s
-   steps up to the encode), and every candidate setting encodes them at a q sweep (50-90),
-   in-process, timed (CPU time, libvips at one thread, fastest of 3 for short encodes);
+1. the pixels the library hands its encoder are computed once per effort (``transformer.
+   _pipeline``'s steps up to the encode: the final effort decodes some JPEGs at a larger scale),
+   and every candidate setting encodes them at a q sweep (50-90), in-process, timed (CPU time,
+   libvips at one thread, fastest of 3 for short encodes);
 2. ``transformer.transform`` renders the rendition at our fast and final settings, and our
    server (``python -m api serve --role cdn``, caches off) serves it, both checked against
    the sweep's bytes;
@@ -74,6 +75,7 @@ from transformer._deadline import Deadline
 from transformer._encoder_settings import (
     DEFAULT_EFFORT,
     EFFORTS,
+    Effort,
     EncoderSetting,
     encoder_setting,
 )
@@ -127,6 +129,9 @@ class Candidate:
     """Lane names it runs in; empty: every lane of its format."""
     quick: bool = False
     """Run in --quick too."""
+    pixels: Effort = "final"
+    """Which decode it encodes: ``transform``'s at effort "fast" (today's shrink-on-load) or
+    "final" (less shrink-on-load for some JPEGs, ``jpeg_shrink_on_load(keep_detail=True)``)."""
 
 
 def libvips(fmt: Format, **options: Any) -> tuple[Encode, EncoderSetting]:
@@ -134,6 +139,7 @@ def libvips(fmt: Format, **options: Any) -> tuple[Encode, EncoderSetting]:
     return (lambda image, q: encode_image(image, fmt, setting.with_quality(q))), setting
 
 
+TODAY_NAME = "today (e4)"
 TODAY: dict[Format, EncoderSetting] = {
     "jpeg": EncoderSetting("libvips", 80, {"optimize_coding": True, "interlace": True,
                                            "subsample_mode": "on"}),
@@ -176,23 +182,28 @@ def _jpegli(**options: Any) -> tuple[Encode, EncoderSetting]:
     return encode, setting
 
 
-def candidates(fmt: Format) -> list[Candidate]:
-    """Every setting measured for ``fmt``."""
+def candidates(fmt: Format, slow: bool = False) -> list[Candidate]:
+    """Every setting measured for ``fmt``; ``slow`` adds AVIF effort 6 at m and effort 2 4:2:0
+    (--slow: about 20 more minutes on 2 cores, for settings too slow or too big to choose)."""
     found: list[Candidate] = []
 
     def add(name: str, encode: Encode, setting: EncoderSetting | None = None,
-            lanes: tuple[str, ...] = (), quick: bool = False) -> None:
-        found.append(Candidate(name, encode, setting, lanes, quick))
+            lanes: tuple[str, ...] = (), quick: bool = False, pixels: Effort = "final") -> None:
+        found.append(Candidate(name, encode, setting, lanes, quick, pixels))
 
     today = TODAY.get(fmt)
     if today is not None:
-        add("today (e4)", lambda image, q: encode_image(image, fmt, today.with_quality(q)),
-            today, quick=True)
+        def encode_today(image: pyvips.Image, q: int) -> bytes:
+            return encode_image(image, fmt, today.with_quality(q))
+
+        add(TODAY_NAME, encode_today, today, quick=True, pixels="fast")
+        add("today's setting, final decode", encode_today)
     if fmt == "jpeg":
         add("libvips progressive 4:4:4",
             *libvips("jpeg", optimize_coding=True, interlace=True, subsample_mode="off"))
         add("libvips baseline 4:2:0", *libvips("jpeg", optimize_coding=True, subsample_mode="on"))
-        add("jpegli baseline 4:2:0", *_jpegli(), quick=True)
+        add("jpegli baseline 4:2:0, fast decode", *_jpegli(), quick=True, pixels="fast")
+        add("jpegli baseline 4:2:0", *_jpegli())
         add("jpegli + jpegtran -optimize (baseline)", _jpegli_jpegtran("-optimize"))
         add("jpegli + jpegtran -optimize -progressive",
             _jpegli_jpegtran("-optimize", "-progressive"))
@@ -203,15 +214,22 @@ def candidates(fmt: Format) -> list[Candidate]:
         for effort in (2, 6):
             add(f"effort {effort} + smart_subsample",
                 *libvips("webp", effort=effort, smart_subsample=True))
+        for preset in ("photo", "picture"):
+            add(f"effort 6 preset {preset}",
+                *libvips("webp", effort=6, smart_subsample=False, preset=preset))
+        add("effort 6 + smart_deblock",
+            *libvips("webp", effort=6, smart_subsample=False, smart_deblock=True))
     elif fmt == "avif":
-        add("effort 0 4:4:4", *libvips("avif", effort=0, subsample_mode="off"))
-        for effort in (2, 4):
-            for mode, label in (("on", "4:2:0"), ("off", "4:4:4")):
-                add(f"effort {effort} {label}",
-                    *libvips("avif", effort=effort, subsample_mode=mode))
+        add("effort 0 4:4:4, fast decode", *libvips("avif", effort=0, subsample_mode="off"),
+            pixels="fast")
+        add("effort 2 4:4:4", *libvips("avif", effort=2, subsample_mode="off"))
         for mode, label in (("on", "4:2:0"), ("off", "4:4:4")):
-            add(f"effort 6 {label}", *libvips("avif", effort=6, subsample_mode=mode),
-                lanes=("avif-m",))
+            add(f"effort 4 {label}", *libvips("avif", effort=4, subsample_mode=mode))
+        if slow:
+            add("effort 2 4:2:0", *libvips("avif", effort=2, subsample_mode="on"))
+            for mode, label in (("on", "4:2:0"), ("off", "4:4:4")):
+                add(f"effort 6 {label}", *libvips("avif", effort=6, subsample_mode=mode),
+                    lanes=("avif-m",))
     return found
 
 
@@ -221,12 +239,13 @@ def ours_candidates(fmt: Format, found: list[Candidate]) -> dict[str, Candidate]
     for effort in EFFORTS:
         setting = encoder_setting(fmt, effort)
         key = _setting_key(setting)
-        match = next((c for c in found if c.setting and _setting_key(c.setting) == key), None)
+        match = next((c for c in found if c.setting and _setting_key(c.setting) == key
+                      and c.pixels == effort), None)
         if match is None:
             match = Candidate(f"ours {effort}",
                               lambda image, q, s=setting: encode_image(image, fmt,
                                                                        s.with_quality(q)),
-                              setting, quick=True)
+                              setting, quick=True, pixels=effort)
             found.append(match)
         match.quick = True
         ours[effort] = match
@@ -236,7 +255,8 @@ def ours_candidates(fmt: Format, found: list[Candidate]) -> dict[str, Candidate]
 def _setting_key(setting: EncoderSetting) -> tuple[str, tuple[tuple[str, str], ...]]:
     defaults = {"optimize_coding": False, "interlace": False, "trellis_quant": False,
                 "overshoot_deringing": False, "optimize_scans": False, "quant_table": 0,
-                "smart_subsample": False, "subsample_mode": "auto"}
+                "smart_subsample": False, "subsample_mode": "auto", "preset": "default",
+                "smart_deblock": False}
     options = {**defaults, **setting.options} if setting.encoder == "libvips" else {
         "progressive": False, **setting.options}
     return setting.encoder, tuple(sorted((k, str(v)) for k, v in options.items()))
@@ -283,10 +303,11 @@ def lane_photos(run: Run, lane: Lane) -> list[Photo]:
 # ---- in-process: the library's pixels, candidates, transform -----------------------------------
 
 
-def encoder_input(data: bytes, size: Size, fmt: Format) -> pyvips.Image:
+def encoder_input(data: bytes, size: Size, fmt: Format, effort: Effort) -> pyvips.Image:
     """What ``transform`` hands its encoder: every pipeline step before ``encode``."""
     with ExitStack() as resources:
-        job = Job(data=data, size=size, fmt=fmt, setting=encoder_setting(fmt),
+        job = Job(data=data, size=size, fmt=fmt, effort=effort,
+                  setting=encoder_setting(fmt, effort),
                   max_pixels=transformer._pipeline.DEFAULT_MAX_PIXELS, deadline=Deadline(None),
                   resources=resources)
         for step in PIPELINE[:-1]:
@@ -314,7 +335,8 @@ def measure_in_process(run: Run) -> None:
     transformer.configure(vips_threads=1)
     for lane in run.lanes:
         size = run.size(lane)
-        found = [c for c in candidates(lane.fmt) if not c.lanes or lane.name in c.lanes]
+        found = [c for c in candidates(lane.fmt, run.args.slow)
+                 if not c.lanes or lane.name in c.lanes]
         run.ours[lane.name] = ours_candidates(lane.fmt, found)
         if run.args.quick:
             found = [c for c in found if c.quick]
@@ -324,11 +346,17 @@ def measure_in_process(run: Run) -> None:
         run.settings[lane.name] = found
         for photo in lane_photos(run, lane):
             data = photo.path.read_bytes()
-            pixels = encoder_input(data, size, lane.fmt)
-            print(f"  {lane.name} {photo.stem}: {pixels.width}x{pixels.height}", flush=True)
+            inputs = {e: encoder_input(data, size, lane.fmt, e) for e in EFFORTS}
+            print(f"  {lane.name} {photo.stem}: {inputs['final'].width}x"
+                  f"{inputs['final'].height}", flush=True)
+            configured = {c.name: encoder_setting(lane.fmt, e).quality
+                          for e, c in run.ours[lane.name].items()}
             for candidate in found:
+                pixels = inputs[candidate.pixels]
                 sweep = run.sweeps.setdefault((lane.name, candidate.name, photo.stem), {})
-                for q in run.qs:
+                # Ours also at the q the library uses, so that its renditions are in the sweep.
+                extra = configured.get(candidate.name)
+                for q in sorted({*run.qs, *([extra] if extra else [])}):
                     try:
                         body, seconds = timed(
                             lambda c=candidate, q=q, image=pixels: c.encode(image, q))
@@ -520,7 +548,7 @@ def lane_rows(run: Run, lane: Lane) -> tuple[list[Row], list[Photo]]:
               and _complete(run, lane, "ipx", p)]
     targets = {p.stem: run.sweeps[(lane.name, "ipx", p.stem)][REFERENCE_Q] for p in photos}
     ipx_bytes = [len(targets[p.stem].data) for p in photos]
-    today_name = "today (e4)"
+    today_name = TODAY_NAME
     rows: list[Row] = []
     today_at: dict[str, float] = {}
     for name in [today_name] + [n for n in names if n != today_name]:
@@ -543,8 +571,10 @@ def lane_rows(run: Run, lane: Lane) -> tuple[list[Row], list[Photo]]:
         vs_today = {s: at[s] / today_at[s] for s in at} if today_at else {}
         worst = max(vs_today, key=vs_today.__getitem__) if vs_today else ""
         matched = statistics.median(qs)
-        nearest = min(run.qs, key=lambda q: abs(q - matched))
-        times = [run.sweeps[(lane.name, name, p.stem)][nearest].encode_s for p in photos]
+        times = []
+        for photo in photos:
+            sweep = run.sweeps[(lane.name, name, photo.stem)]
+            times.append(sweep[min(sweep, key=lambda q: abs(q - matched))].encode_s)
         rows.append(Row(
             name, _mean(list(at.values())), _mean(list(at.values())) / _mean(ipx_bytes),
             statistics.median(ratios), vs_today[worst] if worst else None, worst, matched,
@@ -556,7 +586,7 @@ def lane_rows(run: Run, lane: Lane) -> tuple[list[Row], list[Photo]]:
 
 def _complete(run: Run, lane: Lane, name: str, photo: Photo) -> bool:
     sweep = run.sweeps.get((lane.name, name, photo.stem), {})
-    return len(sweep) == len(run.qs) and all(r.s2 is not None for r in sweep.values())
+    return set(run.qs) <= set(sweep) and all(r.s2 is not None for r in sweep.values())
 
 
 def _has_alpha(photo: Photo) -> bool:
@@ -610,7 +640,9 @@ def render_report(run: Run, command: str, started: dt.datetime, host: str) -> st
         "largest per-photo ratio to today's setting (e4) at that score; `q` = median (range) of "
         "the q at which the setting reaches the score; `encode ms` = mean CPU time of one encode "
         "at the sweep q nearest that median, in-process, libvips at 1 thread, fastest of 3 under "
-        "0.2 s (peers: not timed here); `SSIM vs ipx` = the bytes ratio at equal SSIM (luma) "
+        "0.2 s (peers: not timed here); `decode` = the pixels encoded: `transform`'s at effort "
+        "fast (today's JPEG shrink-on-load) or final (less shrink-on-load where the reduce "
+        "would alias), or the peer's own; `SSIM vs ipx` = the bytes ratio at equal SSIM (luma) "
         "instead, the cross-check; `extrap.` = photos whose target lay outside the sweep.",
         "",
     ]
@@ -624,9 +656,10 @@ def render_report(run: Run, command: str, started: dt.datetime, host: str) -> st
         left_out = " (photos with alpha left out)" if lane.fmt == "jpeg" else ""
         out += [f"## {lane.label} (lane {lane.name}, rendered at size {size}), {len(photos)} "
                 f"photos{left_out}", "",
-                "| setting | bytes at target | vs ipx | median | max vs today | q | encode ms "
-                "| SSIM vs ipx | extrap. |",
-                "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+                "| setting | decode | bytes at target | vs ipx | median | max vs today | q "
+                "| encode ms | SSIM vs ipx | extrap. |",
+                "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        decodes = {c.name: c.pixels for c in run.settings.get(lane.name, [])}
         for row in rows:
             mark = "".join(f" **[ours {e}]**" for e in marks.get(row.name, []))
             today = (f"{row.max_vs_today:.3f} ({row.worst_photo.split('-')[1]})"
@@ -635,7 +668,8 @@ def render_report(run: Run, command: str, started: dt.datetime, host: str) -> st
                  if row.matched_q is not None and row.q_range else "")
             encode = f"{row.encode_ms:.1f}" if row.encode_ms is not None and row.name not in \
                 PEERS else ""
-            out.append(f"| {row.name}{mark} | {row.bytes_at_target:,.0f} | {row.vs_ipx:.3f} | "
+            out.append(f"| {row.name}{mark} | {decodes.get(row.name, 'own')} | "
+                       f"{row.bytes_at_target:,.0f} | {row.vs_ipx:.3f} | "
                        f"{row.median_vs_ipx:.3f} | {today} | {q} | {encode} | "
                        f"{row.ssim_vs_ipx:.3f} | {row.extrapolated} |")
         singles = single_point_rows(run, lane, photos)
@@ -703,6 +737,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--qs", type=lambda s: tuple(int(x) for x in s.split(",")), default=None)
     parser.add_argument("--peers", type=lambda s: [p for p in s.split(",") if p],
                         default=list(PEERS))
+    parser.add_argument("--slow", action="store_true",
+                        help="also AVIF effort 6 (m) and effort 2 4:2:0 (see candidates)")
     parser.add_argument("--no-server", action="store_true")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2,
                         help="scoring processes")

@@ -89,41 +89,51 @@ class EncoderSetting:
 # ---- JPEG ----------------------------------------------------------------------------------
 
 JPEG_LIBVIPS = EncoderSetting("libvips", 80, {
-    "optimize_coding": True,   # optimal Huffman tables: -3 % bytes for ~2 ms, same pixels
-    "interlace": True,         # progressive: -1.4 % bytes for ~6 ms, same pixels
-    "trellis_quant": False,    # -11 % bytes only by lowering quality, 5x the encode
+    "optimize_coding": True,   # optimal Huffman tables: fewer bytes, same pixels, cheap
+    "interlace": True,         # progressive: fewer bytes, same pixels
+    "trellis_quant": False,    # saves bytes only by lowering quality, and slow
     "overshoot_deringing": False,
-    "optimize_scans": False,   # -2 % bytes for 2.5x the encode of progressive alone
+    "optimize_scans": False,   # a few per cent of bytes for a much slower encode
     "quant_table": 0,          # table 3 saves bytes only by lowering quality
     "subsample_mode": "on",    # 4:2:0 chroma, as sharp does at q80
 })
 """libvips' own JPEG saver (libjpeg-turbo / mozjpeg inside pyvips-binary): jpegli's fallback,
 settings e4 unchanged (at q80 it reaches the score of sharp's q80)."""
 
-JPEG_FAST = EncoderSetting("jpegli", 83, fallback=JPEG_LIBVIPS)
-"""jpegli (``transformer._jpegli``), baseline 4:2:0: smaller than libvips at equal score and
-faster to encode."""
-JPEG_FINAL = EncoderSetting("jpegli", 83, {"progressive": True}, fallback=JPEG_LIBVIPS)
+JPEG_FAST = EncoderSetting("jpegli", 81, fallback=JPEG_LIBVIPS)
+"""jpegli (``transformer._jpegli``), baseline 4:2:0: fewer bytes than libvips at equal score,
+and less encode CPU. q81 is where it reaches sharp's q80 score."""
+JPEG_FINAL = EncoderSetting("jpegli", 81, {"progressive": True}, fallback=JPEG_LIBVIPS)
 """The same jpegli encode, then rewritten losslessly as progressive with optimal Huffman tables
-(the same pixels, fewer bytes, several times the CPU of the encode). Every browser decodes
-baseline and progressive JPEG alike."""
+(the same pixels, fewer bytes, more CPU than the encode itself). jpegli through this
+binding writes 4:2:0 only; libvips' 4:4:4 needed far more bytes at equal score, so 4:2:0 is no
+loss. Every browser decodes baseline and progressive JPEG alike."""
 
 # ---- WebP ----------------------------------------------------------------------------------
 
-WEBP_FAST = EncoderSetting("libvips", 80, {"effort": 2, "smart_subsample": False})
-"""Effort 2: about half the encode CPU of effort 4 (effort 3 costs as much as 4)."""
-WEBP_FINAL = WEBP_FAST
+WEBP_FAST = EncoderSetting("libvips", 82, {"effort": 2, "smart_subsample": False})
+"""Effort 2: about half the encode CPU of effort 4 (effort 3 costs as much as 4), for a miss.
+It needs q82 to reach sharp's q80 score (its effort 4 gets there at q80)."""
+WEBP_FINAL = EncoderSetting("libvips", 80, {"effort": 6, "smart_subsample": False})
+"""Effort 6, libwebp's slowest: the fewest bytes at equal score, at many times the encode CPU of
+effort 2, which only a background re-encode can afford. smart_subsample cost bytes at equal
+score."""
 
 # ---- AVIF ----------------------------------------------------------------------------------
 
-AVIF_FAST = EncoderSetting("libvips", 80, {"effort": 0, "subsample_mode": "on"})
-"""Effort 0: effort 1 already takes 3x the CPU, too slow for a miss at l on 2 cores."""
-AVIF_FINAL = AVIF_FAST
+AVIF_FAST = EncoderSetting("libvips", 77, {"effort": 0, "subsample_mode": "off"})
+"""Effort 0, for a miss: effort 1 already takes several times the CPU, too slow at l on 2
+cores. 4:4:4 rather than 4:2:0: fewer bytes at equal score for a little more encode CPU. One q
+for m and l, between the q at which it reaches sharp's q80 score at m and at l."""
+AVIF_FINAL = EncoderSetting("libvips", 75, {"effort": 4, "subsample_mode": "off"})
+"""Effort 4 (libvips' default), 4:4:4: the fewest bytes at equal score the background budget
+allows (seconds of CPU per l rendition); effort 6 saved a little more at m for several times the
+CPU, more than a background lane can drain."""
 
 # ---- PNG -----------------------------------------------------------------------------------
 
 PNG_SETTING = EncoderSetting("libvips", None, {"compression": 6, "palette": False})
-"""zlib's default level (9 saves 4 % for +74 % CPU); no palette (lossy, ~1.2 s per m photo).
+"""zlib's default level (9 saves little for much more CPU); no palette (lossy, and slow).
 Lossless, and as fast as it gets: the same for both efforts."""
 
 SETTINGS: dict[tuple[Format, Effort], EncoderSetting] = {

@@ -44,17 +44,25 @@ JPEG_SHRINK_FACTORS = (8, 4, 2)
 """The scales libjpeg can decode at directly (DCT scaling)."""
 
 
-def jpeg_shrink_on_load(width: int, height: int, target: tuple[int, int]) -> int:
+def jpeg_shrink_on_load(width: int, height: int, target: tuple[int, int], *,
+                        keep_detail: bool = False) -> int:
     """The largest JPEG decode scale that still leaves the image at least ``target`` big.
 
     libvips' ``thumbnail`` keeps "at least a factor of two for the final resize", so a 5640 px
-    JPEG headed for m (640) is decoded at half size; sharp's default (``fastShrinkOnLoad``)
-    decodes at a quarter. Decoding 4x fewer pixels is most of an m JPEG's CPU; the remaining
-    reduce (lanczos3) still averages over every decoded pixel, and the measured result is the
-    same quality at the same bytes (README, "Transform library").
+    JPEG headed for m (640) is decoded at half size; this decodes it at a quarter. Decoding 4x
+    fewer pixels is most of an m JPEG's CPU, which is what a CDN miss needs.
+
+    ``keep_detail`` applies sharp's extra rule: when the whole shrink is less than one step
+    past the scale (a 2.5x shrink decoded at 1/2, a 4.9x one at 1/4), decode at the next larger
+    scale. Without it the final reduce has too few pixels to work with and fine detail aliases:
+    such renditions score measurably lower against a full-resolution reference, so they need
+    more bytes for the same visual quality (docs/bench-quality.md). The final encoder settings
+    use it; the fast ones do not.
     """
     short, target_short = min(width, height), min(target)
     for factor in JPEG_SHRINK_FACTORS:
         if short // factor >= target_short:
+            if keep_detail and short // target_short == factor:
+                return factor // 2
             return factor
     return 1

@@ -63,3 +63,21 @@ def test_jpeg_shrink_on_load_leaves_at_least_the_target(width: int, height: int,
     target = target_dimensions(width, height, size)  # type: ignore[arg-type]
     assert jpeg_shrink_on_load(width, height, target) == factor
     assert min(width, height) // factor >= min(target)
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "size", "fast", "final"),
+    [
+        (5640, 3172, "m", 4, 2),   # 4.96x: one step past 1/4 is not reached
+        (2560, 1600, "m", 2, 1),   # 2.5x
+        (1920, 1280, "m", 2, 1),   # exactly 2x
+        (3840, 2400, "m", 2, 2),   # 3.75x: the final reduce has 1.9x to work with
+        (5120, 3200, "m", 4, 4),   # 5x
+        (1920, 1080, "m", 1, 1),   # under 2x: no shrink either way
+    ],
+)
+def test_keep_detail_decodes_a_step_larger_when_the_reduce_would_be_short(
+        width: int, height: int, size: str, fast: int, final: int) -> None:
+    target = target_dimensions(width, height, size)  # type: ignore[arg-type]
+    assert jpeg_shrink_on_load(width, height, target) == fast
+    assert jpeg_shrink_on_load(width, height, target, keep_detail=True) == final
