@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     transform_queue: int = Field(0, ge=0)
     """Transforms allowed to wait for a thread before 503; 0 means 32 per thread."""
     refine: bool = True
-    """``on``: WebP/AVIF misses are answered with a provisional fast encode and refined in the
+    """``on``: JPEG/WebP/AVIF misses are answered with a provisional fast encode and refined in the
     background; ``off``: the fast encode is served as final."""
     provisional_max_age: int = Field(300, ge=0)
     """``Cache-Control: max-age`` of a provisional rendition, in seconds."""

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # what type checkers and readers see; at run time __getattr__ loads them
     from transformer._encoder_settings import (
         ENCODER_SETTINGS_VERSION,
+        REFINABLE_FORMATS,
         SAVE_SUFFIX,
         Effort,
         encoder_options,
@@ -49,6 +50,7 @@ if TYPE_CHECKING:  # what type checkers and readers see; at run time __getattr__
 _HOMES: dict[str, str] = {
     "ENCODER_SETTINGS_VERSION": "_encoder_settings",
     "SAVE_SUFFIX": "_encoder_settings",
+    "REFINABLE_FORMATS": "_encoder_settings",
     "Effort": "_encoder_settings",
     "encoder_options": "_encoder_settings",
     "configure": "_engine",
@@ -85,6 +87,7 @@ __all__ = [
     "ImageInfo",
     "ImageTooLarge",
     "MEDIA_TYPES",
+    "REFINABLE_FORMATS",
     "Rendition",
     "SAVE_SUFFIX",
     "SHORT_EDGE",

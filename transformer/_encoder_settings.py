@@ -147,6 +147,12 @@ SETTINGS: dict[tuple[Format, Effort], EncoderSetting] = {
     ("png", "final"): PNG_SETTING,
 }
 
+REFINABLE_FORMATS: frozenset[Format] = frozenset(
+    fmt for (fmt, effort), setting in SETTINGS.items()
+    if effort == "final" and setting != SETTINGS[(fmt, "fast")])
+"""Formats whose final setting is not their fast one: a server answering a waiting client may
+encode fast and re-encode at the final setting later; the others are final at once."""
+
 SAVE_SUFFIX: dict[Format, str] = {"jpeg": ".jpg", "png": ".png", "webp": ".webp", "avif": ".avif"}
 """The suffix that picks libvips' saver in ``Image.write_to_buffer``."""
 

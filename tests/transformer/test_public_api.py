@@ -26,6 +26,7 @@ EXPECTED = {
     "ImageInfo", "Rendition", "target_dimensions", "SNIFF_BYTES", "DEFAULT_MAX_PIXELS",
     # encoder settings (the cache keys carry the version)
     "ENCODER_SETTINGS_VERSION", "SAVE_SUFFIX", "encoder_options", "Effort",
+    "REFINABLE_FORMATS",
 }
 
 

@@ -83,11 +83,10 @@ from transformer.originals import OriginalNotFound, OriginalsStore, StoredOrigin
 
 log = logging.getLogger(__name__)
 
-PROVISIONAL_FORMATS = frozenset({"webp", "avif"})
-"""Formats whose final encode is too slow for a waiting client: a miss gets the fast setting,
-answered provisional, and the refine lane re-encodes it. JPEG (jpegli) and PNG encode at their
-final setting about as fast as at the fast one, so their misses are final at once
-(docs/bench-quality.md has the encode times)."""
+PROVISIONAL_FORMATS = transformer.REFINABLE_FORMATS
+"""Formats whose final setting is not their fast one (JPEG, WebP, AVIF; docs/bench-quality.md
+has the bytes and encode times): a miss gets the fast setting, answered provisional, and the
+refine lane re-encodes it. PNG is lossless at one setting, so its misses are final at once."""
 REFINE_TIMEOUT_FACTOR = 4
 """A final encode may take this many times ``transform_timeout``: it has no client waiting."""
 DISK_RESCAN_LIMIT = 10_000

@@ -20,7 +20,7 @@ class OriginConfig:
     revalidate_seconds: float
     """How long cached renditions of an image are served before its original is re-checked."""
     refine: bool
-    """Answer misses of WebP/AVIF with a provisional fast encode and refine it later; off, the
+    """Answer misses of JPEG/WebP/AVIF with a provisional fast encode and refine it later; off, the
     fast encode is served as final."""
     provisional_max_age: int
     """``Cache-Control: max-age`` of a provisional rendition, in seconds."""

@@ -1,6 +1,6 @@
 """Provisional, then final: the refine lane over a real ``imgpro serve --role cdn``.
 
-A WebP/AVIF miss is answered with the fast encode (short max-age, its own ETag,
+A JPEG/WebP/AVIF miss is answered with the fast encode (short max-age, its own ETag,
 ``X-Rendition: provisional``); the lane re-encodes it at the final setting when the transform
 pool has an idle thread and swaps it in, after which the same URL answers ``immutable`` with a
 new ETag. Waits here are for events (a header changing, a counter moving) with a generous
@@ -29,15 +29,6 @@ from transformer.origin.refine import RefineLane
 TEAM = "t"
 
 
-def _refined(fmt: str) -> bool:
-    from transformer._encoder_settings import encoder_setting
-
-    return encoder_setting(fmt, "fast") != encoder_setting(fmt, "final")  # type: ignore[arg-type]
-
-
-needs_distinct_final = pytest.mark.skipif(
-    not (_refined("webp") and _refined("avif")),
-    reason="TEMPORARY until issue 11's final settings land: final == fast for WebP/AVIF")
 IMMUTABLE = "public, max-age=31536000, immutable"
 METRICS_TOKEN = "metrics-token-of-the-refine-tests"
 CDN = {"IMGPRO_ROLE": "cdn", "IMGPRO_METRICS_TOKEN": METRICS_TOKEN}
@@ -83,8 +74,7 @@ def cdn(server_factory, photo: CorpusImage) -> RunningServer:  # type: ignore[no
     return server
 
 
-@needs_distinct_final
-@pytest.mark.parametrize("ext", ["webp", "avif"])
+@pytest.mark.parametrize("ext", ["webp", "avif", "jpeg"])
 def test_provisional_then_final(cdn: RunningServer, ext: str) -> None:
     url = f"{cdn.url}/{TEAM}/p.{ext}?size=m"
     first = httpx.get(url, timeout=60)
@@ -102,7 +92,7 @@ def test_provisional_then_final(cdn: RunningServer, ext: str) -> None:
     assert final.content != first.content
     assert int(final.headers["content-length"]) == len(final.content)
     assert final.headers["content-type"] == f"image/{ext}"
-    if ext == "webp":
+    if ext != "avif":
         assert dims(final.content) == dims(first.content) == (1138, 640)
     assert metric(cdn, "imgpro_refine_total", 'result="refined"') >= 1
 
@@ -116,16 +106,14 @@ def test_provisional_then_final(cdn: RunningServer, ext: str) -> None:
     assert head.headers["etag"] == final.headers["etag"] and head.content == b""
 
 
-@pytest.mark.parametrize("ext", ["jpeg", "png"])
-def test_formats_final_on_the_miss_skip_the_lane(cdn: RunningServer, ext: str) -> None:
-    response = httpx.get(f"{cdn.url}/{TEAM}/p.{ext}?size=s", timeout=60)
+def test_png_is_final_on_the_miss_and_skips_the_lane(cdn: RunningServer) -> None:
+    response = httpx.get(f"{cdn.url}/{TEAM}/p.png?size=s", timeout=60)
     assert response.headers["x-rendition"] == "final"
     assert response.headers["cache-control"] == IMMUTABLE
     assert metric(cdn, "imgpro_refine_queue_depth") == 0
     assert metric(cdn, "imgpro_refine_total", 'result="refined"') == 0
 
 
-@needs_distinct_final
 def test_hits_during_the_swap_are_whole_answers(cdn: RunningServer) -> None:
     """Every answer pairs its ETag with its own bytes, provisional or final, never a mix."""
     url = f"{cdn.url}/{TEAM}/p.webp?size=l"
@@ -233,7 +221,7 @@ def test_the_lane_waits_while_the_pool_is_busy(server_factory, corpus: list[Corp
                     n = next(counter, None)
                 if n is None:
                     return
-                client.get(f"{server.url}/{TEAM}/load{n}.jpeg?size=l")  # always a miss
+                client.get(f"{server.url}/{TEAM}/load{n}.png?size=l")  # a miss, final at once
 
     loaders = [threading.Thread(target=load) for _ in range(3)]
     for loader in loaders:
@@ -244,9 +232,9 @@ def test_the_lane_waits_while_the_pool_is_busy(server_factory, corpus: list[Corp
             answer = httpx.get(f"{server.url}/{TEAM}/s{i}.webp?size=s", timeout=120)
             assert answer.headers["x-rendition"] == "provisional"
         loads_before = metric(server, "imgpro_transform_seconds_count",
-                              'format="jpeg",size="l"')
+                              'format="png",size="l"')
         wait_for(lambda: metric(server, "imgpro_transform_seconds_count",
-                                'format="jpeg",size="l"') >= loads_before + 6,
+                                'format="png",size="l"') >= loads_before + 6,
                  "six more misses under load")
         assert metric(server, "imgpro_refine_total", 'result="refined"') == 0
         assert metric(server, "imgpro_refine_queue_depth") == 3
