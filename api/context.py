@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ class ApiContext:
     purge: Purge | None
     signer: Signer
     bodies: BodyBudget = field(init=False)
+    sweep_now: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set to run the retention sweeper at once (a namespace delete left removals to do)."""
     """Room for upload/import bodies in flight in this process (IMGPRO_BODY_BUDGET_MB)."""
 
     def __post_init__(self) -> None:

@@ -3,26 +3,27 @@ and pending keys nobody activated in time.
 
 Every API process runs one. That is safe because a row is deleted by a conditional UPDATE
 that only one process can win (api/deletion.py); the others find nothing to do. It also
-finishes deletions a crashed process left half done, and drops expired rate-limit windows.
+removes the originals of namespace deletes and of deletions a crashed process left half done
+(leased batches, ``api.lifecycle.deletion.sweep_removals``), and drops expired rate-limit
+windows.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from api.context import ApiContext
 from api.db import DatabaseUnavailable
 from api.db.accounts import drop_expired_pending_keys
 from api.db.counters import drop_expired_windows
-from api.db.media import expired, originals_to_remove
-from api.lifecycle.deletion import delete_media, remove_originals
+from api.db.media import expired
+from api.lifecycle.deletion import delete_media, sweep_removals
 from api.rules.plans import PENDING_KEY_SECONDS
 
 log = logging.getLogger("imgpro.api")
 BATCH = 200
-STRANDED_AFTER = 300
-"""A deletion older than this whose original is still there was interrupted: redo it."""
 
 
 async def sweep_once(ctx: ApiContext) -> int:
@@ -33,9 +34,7 @@ async def sweep_once(ctx: ApiContext) -> int:
         total += count
         if count < BATCH:
             break
-    async with ctx.db.read() as conn:
-        stranded = await originals_to_remove(conn, ctx.now() - STRANDED_AFTER, BATCH)
-    await remove_originals(ctx, stranded)
+    await sweep_removals(ctx)
     async with ctx.db.write() as conn:
         await drop_expired_windows(conn, ctx.now())
         await drop_expired_pending_keys(conn, ctx.now() - PENDING_KEY_SECONDS)
@@ -43,8 +42,10 @@ async def sweep_once(ctx: ApiContext) -> int:
 
 
 async def run_sweeper(ctx: ApiContext, interval: float) -> None:
-    """Sweep every ``interval`` seconds until cancelled; errors are logged, never fatal."""
+    """Sweep every ``interval`` seconds, or at once when a namespace delete wakes it
+    (``ctx.sweep_now``), until cancelled; errors are logged, never fatal."""
     while True:
+        ctx.sweep_now.clear()
         try:
             deleted = await sweep_once(ctx)
             if deleted:
@@ -55,4 +56,5 @@ async def run_sweeper(ctx: ApiContext, interval: float) -> None:
             log.warning("retention sweep skipped, retrying in %.0f s: %s", interval, exc)
         except Exception:
             log.exception("retention sweep failed; retrying in %.0f s", interval)
-        await asyncio.sleep(interval)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ctx.sweep_now.wait(), interval)

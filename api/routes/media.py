@@ -177,7 +177,7 @@ async def patch_handler(request: Request) -> Response:
             if not found:
                 raise NotFound("Image not found.")
             record = found[0]
-            await update_media(conn, record.seq, _changes(record, fields, now))
+            await update_media(conn, record, _changes(record, fields, now))
             if "tags" in fields:
                 await replace_tags(conn, record.seq, owner.team_id, fields["tags"])
             updated = (await get_team_media(conn, owner.team_id, [media_id]))[0]

@@ -64,4 +64,4 @@ def test_workers_migrate_a_fresh_database_together(api_factory) -> None:  # type
                                                       json={"email": fresh_email()}), range(8)))
     assert {r.status_code for r in created} == {201}
     versions = api.sql("SELECT version_num FROM alembic_version")
-    assert versions == [("0001",)]
+    assert versions == [("0002",)]

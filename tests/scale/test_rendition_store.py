@@ -353,8 +353,8 @@ def test_a_store_outage_during_delete_is_retried_by_the_sweeper(
         assert len(cluster.store.renditions(team_hash, media_id)) == 2, "not purged yet"
         assert not removed(cluster, media_id), "left for the sweeper"
         gone_everywhere(cluster, stem)  # the original is gone: no node serves it meanwhile
-        # The sweeper redoes removals left half done for 5 minutes: make this one that old.
-        cluster.api.sql("UPDATE media SET deleted_at = deleted_at - 400 WHERE id = :i",
+        # The sweeper redoes a removal once its deleter's lease (5 minutes) passed: pass it.
+        cluster.api.sql("UPDATE media SET removal_lease = removal_lease - 400 WHERE id = :i",
                         i=media_id)
     finally:
         cluster.gate.open()
