@@ -66,6 +66,7 @@ from sqlalchemy.engine import make_url
 
 from api.db import Database
 from api.db.accounts import count_key, ensure_account, insert_key, team_of_account
+from api.db.counters import recount_team
 from api.db.schema import accounts
 from api.rules.ids import hash_api_key, new_api_key, new_key_id
 
@@ -401,19 +402,8 @@ def _seed_sqlite(url: str, rows: int, *, team_id: int, account_id: int, now: int
 
 
 async def _recount(db: Database, team_id: int) -> None:
-    from api.db import counters
-
-    recount_team = getattr(counters, "recount_team", None)
     async with db.write() as conn:
-        if recount_team is not None:
-            await recount_team(conn, team_id)
-        else:  # before migration 0002: only the stored bytes are a counter
-            from api.db.schema import media, teams
-
-            stored = sa.select(sa.func.coalesce(sa.func.sum(media.c.filesize), 0)).where(
-                media.c.team_id == team_id, media.c.deleted_at.is_(None))
-            await conn.execute(sa.update(teams).where(teams.c.id == team_id)
-                               .values(storage_bytes=stored.scalar_subquery()))
+        await recount_team(conn, team_id)
 
 
 async def seed_media(database_url: str, rows: int, *, email: str = DEFAULT_EMAIL, seed: int = 12,
