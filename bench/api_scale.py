@@ -76,6 +76,7 @@ from api.db.counters import namespace_totals_of, team_usage
 from api.db.media import list_media
 from api.rules.plans import month_key
 from bench.seed_media import (
+    BULK_TIMEOUT,
     COMMON_TAG,
     MID_TAG,
     NAMESPACES,
@@ -540,7 +541,7 @@ def _namespace_delete(client: httpx.Client, seed: SeedResult, removal_wait: floa
 async def _wait_removals(db_url: str, team_id: int, wait: float) -> tuple[float | None, int]:
     """Seconds until the sweeper removed every deleted original (None: not within ``wait``),
     and how many were left then."""
-    db = Database(db_url)
+    db = Database(db_url, timeout=BULK_TIMEOUT)
     began = time.monotonic()
     try:
         while True:
@@ -584,13 +585,13 @@ def _run_on(backend: str, rows: int, db_url: str, size_dir: Path, *, requests: i
     deep_page = min(DEEP_PAGE, max(2, rows // PAGE // 2))
 
     async def prepare() -> tuple[SeedResult, dict[str, tuple[int, int]], list[str], int]:
-        db = Database(db_url)
+        db = Database(db_url, timeout=BULK_TIMEOUT)
         try:
             await db.migrate()
         finally:
             await db.close()
         seed = await seed_media(db_url, rows, now=now)
-        db = Database(db_url)
+        db = Database(db_url, timeout=BULK_TIMEOUT)
         try:
             cursors = {"cursor_2": await _row_at(db, seed.team_id, PAGE - 1),
                        "cursor_deep": await _row_at(db, seed.team_id,
@@ -630,7 +631,7 @@ def _run_on(backend: str, rows: int, db_url: str, size_dir: Path, *, requests: i
     log(f"{backend} {rows:,}: EXPLAIN")
 
     async def plans() -> dict[str, Plan]:
-        db = Database(db_url)
+        db = Database(db_url, timeout=BULK_TIMEOUT)
         try:
             return await explain_reads(db, seed.team_id, cursors, int(time.time()))
         finally:

@@ -106,6 +106,8 @@ MIN_FILESIZE, MAX_FILESIZE = 1_000, 70 * 1024 * 1024
 CHUNK = 50_000
 """Rows generated (and sent in one COPY or executemany) at a time."""
 SQLITE_ROWS_PER_COMMIT = 500_000
+BULK_TIMEOUT = 3600.0
+"""Seconds a statement of the seeder may take (the API's 10 s is for requests, not bulk work)."""
 REBUILD_MIN_ROWS = 20_000
 """Below this, dropping and rebuilding the indexes costs more than it saves."""
 
@@ -429,7 +431,7 @@ async def seed_media(database_url: str, rows: int, *, email: str = DEFAULT_EMAIL
             _seed_sqlite, database_url, rows, team_id=team_id, account_id=account_id, now=now,
             rng=rng, stats=stats, rebuild=rebuild, timings=timings)
     started = time.perf_counter()
-    db = Database(database_url)
+    db = Database(database_url, timeout=BULK_TIMEOUT)
     try:
         await _recount(db, team_id)
     finally:
