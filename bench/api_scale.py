@@ -1,7 +1,8 @@
 """The /v1 API at 10^5, 10^6 and 10^7 media in one team, over HTTP (issue 12).
 
     python -m bench.api_scale [--backends postgresql,sqlite] [--sizes 1e5,1e6,1e7]
-                              [--requests 200] [--warmup 10] [--out docs/bench-api-scale.md]
+                              [--requests 200] [--warmup 10] [--budget 120]
+                              [--out docs/bench-api-scale.md]
                               [--json results.json] [--pg-url postgresql://postgres@127.0.0.1:5432/postgres]
 
 For each backend and size (SQLite only up to ``SQLITE_MAX_ROWS``, 10^6): a fresh database
@@ -11,7 +12,10 @@ temporary directory, removed after), migrated with ``Database(url).migrate()``, 
 (one worker, rate limits off, access log off) and one keep-alive HTTP client that sends
 requests one at a time. Each operation gets ``--warmup`` unmeasured requests, then
 ``--requests`` measured ones (wall time from sending to the whole body read); p50/p99 are
-nearest-rank. The operations, in this order:
+nearest-rank. An operation whose measured requests take more than ``--budget`` seconds (120)
+in all stops there, after at least ``MIN_SAMPLES`` (10): the report says so, and its p99 is then
+that of fewer requests (a query of several seconds would otherwise hold the run for hours).
+The operations, in this order:
 
 - reads: list page 1 (no filter); namespace (the largest, ~21% of the team); tags all of 2
   (``product`` ~10% and ``outdoor`` ~6%: ~0.6% match both); tags any of 2 (``portrait`` ~1%,
@@ -95,6 +99,9 @@ PAGE = 50
 DEEP_PAGE = 1_000
 BATCH = 100
 TARGET_P99_MS = 50.0
+DEFAULT_BUDGET = 120.0
+MIN_SAMPLES = 10
+"""An operation stopped by its time budget still has this many measured requests."""
 TARGET_GROWTH = 2.0
 BIG_NAMESPACE = NAMESPACES[0]
 PATCH_TAG = "reviewed"
@@ -424,16 +431,31 @@ def _timed(client: httpx.Client, method: str, path: str, **kwargs: Any) -> tuple
     return (time.perf_counter() - began) * 1000, response
 
 
-def measure(client: httpx.Client, key: str, requests: int, warmup: int,
-            send: Callable[[int], tuple[float, httpx.Response]], note: str = "") -> OpResult:
+def measure(key: str, requests: int, warmup: int,
+            send: Callable[[int], tuple[float, httpx.Response]], *, budget: float,
+            log: Callable[[str], None]) -> OpResult:
+    """``warmup`` unmeasured calls of ``send``, then ``requests`` measured ones; an operation
+    slower than ``budget`` seconds in all stops early (after at least ``MIN_SAMPLES``)."""
+    began = time.monotonic()
     for i in range(warmup):
         send(-1 - i)
-    samples, statuses = [], Counter[str]()
+        if time.monotonic() - began > budget / 4:
+            break
+    samples: list[float] = []
+    statuses: Counter[str] = Counter()
+    began = time.monotonic()
     for i in range(requests):
         ms, response = send(i)
         samples.append(ms)
         statuses[str(response.status_code)] += 1
-    return OpResult(key, LABELS[key], samples, dict(statuses), note)
+        if len(samples) >= MIN_SAMPLES and time.monotonic() - began > budget:
+            break
+    note = (f"stopped after {len(samples)} of {requests} requests (budget {budget:.0f} s)"
+            if len(samples) < requests else "")
+    result = OpResult(key, LABELS[key], samples, dict(statuses), note)
+    log(f"  {result.label}: p50 {result.p50:.1f} ms, p99 {result.p99:.1f} ms, "
+        f"{dict(statuses)}{'; ' + note if note else ''}")
+    return result
 
 
 def _get_json(client: httpx.Client, path: str, **params: str) -> Any:
@@ -464,16 +486,18 @@ def _wait_for_reconcile(server: RunningServer, token: str, timeout: float) -> fl
 
 def run_http(server: RunningServer, seed: SeedResult, *, requests: int, warmup: int,
              cursors: dict[str, tuple[int, int]], batch_ids: list[str],
-             removal_wait: float, db_url: str) -> tuple[dict[str, OpResult], DeleteCheck,
-                                                        dict[str, bool]]:
+             removal_wait: float, db_url: str, budget: float,
+             log: Callable[[str], None]) -> tuple[dict[str, OpResult], DeleteCheck,
+                                                  dict[str, bool]]:
     headers = {"Authorization": f"Bearer {seed.api_key}"}
+    pace: dict[str, Any] = {"budget": budget, "log": log}
     ops: dict[str, OpResult] = {}
     checks: dict[str, bool] = {}
     with httpx.Client(base_url=server.url, headers=headers, timeout=120) as client:
         for op in READ_OPS:
-            ops[op.key] = measure(client, op.key, requests, warmup,
+            ops[op.key] = measure(op.key, requests, warmup,
                                   lambda _i, op=op: _timed(client, "GET", "/v1/media",
-                                                           params=op.params))
+                                                           params=op.params), **pace)
         first = _get_json(client, "/v1/media")
         checks["list page 1 has 50 items"] = len(first["items"]) == min(PAGE, seed.rows)
         api_cursor = first["cursor"]
@@ -481,20 +505,20 @@ def run_http(server: RunningServer, seed: SeedResult, *, requests: int, warmup: 
         checks["built cursor equals the API's"] = api_cursor == built
         for key in ("cursor_2", "cursor_deep"):
             cursor = make_cursor(*cursors[key])
-            ops[key] = measure(client, key, requests, warmup,
+            ops[key] = measure(key, requests, warmup,
                                lambda _i, c=cursor: _timed(client, "GET", "/v1/media",
-                                                           params={"cursor": c}))
+                                                           params={"cursor": c}), **pace)
         deep = _get_json(client, "/v1/media", cursor=make_cursor(*cursors["cursor_deep"]))
         checks["deep cursor page is full"] = len(deep["items"]) == PAGE
-        ops["namespaces"] = measure(client, "namespaces", requests, warmup,
-                                    lambda _i: _timed(client, "GET", "/v1/namespaces"))
-        ops["usage"] = measure(client, "usage", requests, warmup,
-                               lambda _i: _timed(client, "GET", "/v1/usage"))
+        ops["namespaces"] = measure("namespaces", requests, warmup,
+                                    lambda _i: _timed(client, "GET", "/v1/namespaces"), **pace)
+        ops["usage"] = measure("usage", requests, warmup,
+                               lambda _i: _timed(client, "GET", "/v1/usage"), **pace)
         ops["upload"] = measure(
-            client, "upload", requests, warmup,
+            "upload", requests, warmup,
             lambda i: _timed(client, "POST", "/v1/upload",
                              files={"file": ("bench.png", tiny_png(i + 10_000),
-                                             "application/octet-stream")}))
+                                             "application/octet-stream")}), **pace)
         batches = [batch_ids[i:i + BATCH] for i in range(0, len(batch_ids), BATCH)]
         updated: list[int] = []
 
@@ -509,7 +533,7 @@ def run_http(server: RunningServer, seed: SeedResult, *, requests: int, warmup: 
                 updated.append(int(response.json()["updated"]))
             return ms, response
 
-        ops["batch_patch"] = measure(client, "batch_patch", requests, warmup, patch)
+        ops["batch_patch"] = measure("batch_patch", requests, warmup, patch, **pace)
         checks["every batch updated 100"] = all(n == BATCH for n in updated)
         delete = _namespace_delete(client, seed, removal_wait, db_url)
         ops["namespace_delete"] = OpResult("namespace_delete", LABELS["namespace_delete"],
@@ -559,7 +583,8 @@ async def _wait_removals(db_url: str, team_id: int, wait: float) -> tuple[float 
 
 
 def run_size(backend: str, rows: int, *, requests: int, warmup: int, pg_url: str,
-             work_dir: Path, removal_wait: float, log: Callable[[str], None]) -> SizeResult:
+             work_dir: Path, removal_wait: float, budget: float,
+             log: Callable[[str], None]) -> SizeResult:
     size_dir = Path(tempfile.mkdtemp(prefix=f"{backend}-{rows}-", dir=work_dir))
     database: str | None = None
     try:
@@ -571,7 +596,7 @@ def run_size(backend: str, rows: int, *, requests: int, warmup: int, pg_url: str
             db_url = f"sqlite+aiosqlite:///{size_dir / 'data' / 'imgpro.db'}"
             (size_dir / "data").mkdir()
         return _run_on(backend, rows, db_url, size_dir, requests=requests, warmup=warmup,
-                       removal_wait=removal_wait, log=log)
+                       removal_wait=removal_wait, budget=budget, log=log)
     finally:
         if database is not None:
             asyncio.run(_pg_admin(pg_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
@@ -579,7 +604,8 @@ def run_size(backend: str, rows: int, *, requests: int, warmup: int, pg_url: str
 
 
 def _run_on(backend: str, rows: int, db_url: str, size_dir: Path, *, requests: int,
-            warmup: int, removal_wait: float, log: Callable[[str], None]) -> SizeResult:
+            warmup: int, removal_wait: float, budget: float,
+            log: Callable[[str], None]) -> SizeResult:
     load_before = os.getloadavg()
     now = int(time.time())
     deep_page = min(DEEP_PAGE, max(2, rows // PAGE // 2))
@@ -625,7 +651,8 @@ def _run_on(backend: str, rows: int, db_url: str, size_dir: Path, *, requests: i
         log(f"{backend} {rows:,}: start-up reconcile pass {seen}; measuring")
         ops, delete, checks = run_http(server, seed, requests=requests, warmup=warmup,
                                        cursors=cursors, batch_ids=batch_ids,
-                                       removal_wait=removal_wait, db_url=db_url)
+                                       removal_wait=removal_wait, db_url=db_url,
+                                       budget=budget, log=log)
         server_log = server.log_tail(200_000)
     checks["server log has no traceback"] = "Traceback (most recent call last)" not in server_log
     log(f"{backend} {rows:,}: EXPLAIN")
@@ -706,7 +733,9 @@ def render_markdown(report: Report) -> str:
                 cells.append("-" if g50 is None or g99 is None else f"{g50:.2f}x, {g99:.2f}x")
             cells.append(", ".join(f"{s}: {n}" for s, n in sorted(statuses.items())))
             out.append("| " + " | ".join(cells) + " |")
-        out += ["", _details(by_size, sizes), ""]
+        notes = [f"- {_power(n)} {op.label}: {op.note}" for n in sizes
+                 for op in by_size[n].ops.values() if op.note]
+        out += ["", *notes, *([""] if notes else []), _details(by_size, sizes), ""]
         out += _targets(backend, by_size, sizes)
         out += _slow_plans(by_size, sizes)
     return "\n".join(out).rstrip() + "\n"
@@ -809,6 +838,7 @@ def report_json(report: Report) -> str:
 
 def run(backends: list[str], sizes: list[int], *, requests: int = 200, warmup: int = 10,
         pg_url: str = DEFAULT_PG_URL, work_dir: Path | None = None, removal_wait: float = 300,
+        budget: float = DEFAULT_BUDGET,
         command: str = "python -m bench.api_scale",
         log: Callable[[str], None] = print) -> Report:
     report = Report(started=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), command=command,
@@ -820,7 +850,8 @@ def run(backends: list[str], sizes: list[int], *, requests: int = 200, warmup: i
                 continue
             report.results.append(run_size(backend, rows, requests=requests, warmup=warmup,
                                            pg_url=pg_url, work_dir=work_dir,
-                                           removal_wait=removal_wait, log=log))
+                                           removal_wait=removal_wait, budget=budget,
+                                           log=log))
     return report
 
 
@@ -850,13 +881,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--work-dir", type=Path, default=None)
     parser.add_argument("--removal-wait", type=float, default=300,
                         help="seconds to wait for the sweeper to remove the deleted originals")
+    parser.add_argument("--budget", type=float, default=DEFAULT_BUDGET,
+                        help="seconds of measured requests per operation before it stops early "
+                             f"(after at least {MIN_SAMPLES})")
     parser.add_argument("--out", type=Path, default=None, help="write the markdown report here")
     parser.add_argument("--json", type=Path, default=None, help="write every figure here")
     args = parser.parse_args(argv)
     command = "python -m bench.api_scale " + " ".join(argv if argv is not None else sys.argv[1:])
     report = run([b.strip() for b in args.backends.split(",") if b.strip()], args.sizes,
                  requests=args.requests, warmup=args.warmup, pg_url=args.pg_url,
-                 work_dir=args.work_dir, removal_wait=args.removal_wait,
+                 work_dir=args.work_dir, removal_wait=args.removal_wait, budget=args.budget,
                  command=command.strip(), log=lambda m: print(m, flush=True))
     text = render_markdown(report)
     if args.json is not None:
