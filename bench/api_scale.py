@@ -840,7 +840,10 @@ def run(backends: list[str], sizes: list[int], *, requests: int = 200, warmup: i
         pg_url: str = DEFAULT_PG_URL, work_dir: Path | None = None, removal_wait: float = 300,
         budget: float = DEFAULT_BUDGET,
         command: str = "python -m bench.api_scale",
-        log: Callable[[str], None] = print) -> Report:
+        log: Callable[[str], None] = print,
+        on_result: Callable[[Report], None] | None = None) -> Report:
+    """Every size on every backend; ``on_result`` sees the report after each (a long run
+    that is stopped keeps what it measured)."""
     report = Report(started=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), command=command,
                     machine=_machine(), requests=requests, warmup=warmup)
     work_dir = Path(work_dir or tempfile.gettempdir())
@@ -852,6 +855,8 @@ def run(backends: list[str], sizes: list[int], *, requests: int = 200, warmup: i
                                            pg_url=pg_url, work_dir=work_dir,
                                            removal_wait=removal_wait, budget=budget,
                                            log=log))
+            if on_result is not None:
+                on_result(report)
     return report
 
 
@@ -888,16 +893,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", type=Path, default=None, help="write every figure here")
     args = parser.parse_args(argv)
     command = "python -m bench.api_scale " + " ".join(argv if argv is not None else sys.argv[1:])
+
+    def write(report: Report) -> None:
+        if args.json is not None:
+            args.json.write_text(report_json(report))
+        if args.out is not None:
+            args.out.write_text(render_markdown(report))
+
     report = run([b.strip() for b in args.backends.split(",") if b.strip()], args.sizes,
                  requests=args.requests, warmup=args.warmup, pg_url=args.pg_url,
                  work_dir=args.work_dir, removal_wait=args.removal_wait, budget=args.budget,
-                 command=command.strip(), log=lambda m: print(m, flush=True))
-    text = render_markdown(report)
-    if args.json is not None:
-        args.json.write_text(report_json(report))
-    if args.out is not None:
-        args.out.write_text(text)
-    print(text)
+                 command=command.strip(), log=lambda m: print(m, flush=True),
+                 on_result=write)
+    print(render_markdown(report))
 
 
 if __name__ == "__main__":
