@@ -554,7 +554,11 @@ def _namespace_delete(client: httpx.Client, seed: SeedResult, removal_wait: floa
     after = _namespace_count(client, namespace)
     storage_after = int(_get_json(client, "/v1/usage")["storage_used_bytes"])
     listed = len(_get_json(client, "/v1/media", namespace=namespace)["items"])
-    removal_seconds, pending = asyncio.run(_wait_removals(db_url, seed.team_id, removal_wait))
+    removal_seconds: float | None = None
+    pending: int | None = None
+    if deleted:  # nothing to wait for when the delete did not happen
+        removal_seconds, pending = asyncio.run(
+            _wait_removals(db_url, seed.team_id, removal_wait))
     return DeleteCheck(
         status=response.status_code, ms=ms, deleted=deleted, expected=seed.delete_count,
         namespace_before=before, namespace_after=after, storage_before=storage_before,
@@ -749,8 +753,12 @@ def _details(by_size: dict[int, SizeResult], sizes: list[int]) -> str:
         r = by_size[n]
         t = r.seed_timings
         d = r.delete
-        removal = (f"{d.removal_seconds:.1f} s" if d.removal_seconds is not None
-                   else f"{d.removal_pending:,} left after {d.removal_wait:.0f} s")
+        if not d.deleted or d.removal_pending is None:
+            removal = "- (nothing deleted)"
+        elif d.removal_seconds is not None:
+            removal = f"{d.removal_seconds:.1f} s"
+        else:
+            removal = f"{d.removal_pending:,} left after {d.removal_wait:.0f} s"
         lines.append(
             f"| {_power(n)} | {r.seed_seconds:.1f} s ({t.get('load', 0):.1f} + "
             f"{t.get('indexes', 0):.1f} + {t.get('analyze', 0):.1f} + {t.get('recount', 0):.1f}) "
@@ -794,7 +802,7 @@ def _targets(backend: str, by_size: dict[int, SizeResult], sizes: list[int]) -> 
         out.append(f"- {_power(n)}: namespace delete answers 200 with the exact count: "
                    f"{_mark(d.exact)} ({d.status}, `deleted: {d.deleted}` of {d.expected}); "
                    f"namespaces and usage reflect it at once: {_mark(d.reflected)} (namespace "
-                   f"count {d.namespace_before} -> {d.namespace_after}, storage freed "
+                   f"count {d.namespace_before} -> {d.namespace_after or 'gone'}, storage freed "
                    f"{d.storage_before - d.storage_after:,} of {d.expected_bytes:,} bytes, "
                    f"{d.listed_after} items listed after)")
     for n in sizes:
@@ -834,6 +842,22 @@ def report_json(report: Report) -> str:
         size["delete"]["exact"] = result.delete.exact
         size["delete"]["reflected"] = result.delete.reflected
     return json.dumps(data, indent=1, default=default)
+
+
+def load_report(text: str) -> Report:
+    """A report back from ``report_json`` (``--from-json`` renders one again)."""
+    data = json.loads(text)
+    results = []
+    for item in data.pop("results"):
+        ops = {k: OpResult(v["key"], v["label"], v["samples_ms"], v["statuses"], v["note"])
+               for k, v in item.pop("ops").items()}
+        delete = {k: v for k, v in item.pop("delete").items()
+                  if k not in ("exact", "reflected")}
+        plans = {k: Plan(**v) for k, v in item.pop("plans").items()}
+        item["load_before"], item["load_after"] = (tuple(item["load_before"]),
+                                                   tuple(item["load_after"]))
+        results.append(SizeResult(**item, ops=ops, delete=DeleteCheck(**delete), plans=plans))
+    return Report(**data, results=results)
 
 
 def run(backends: list[str], sizes: list[int], *, requests: int = 200, warmup: int = 10,
@@ -891,7 +915,15 @@ def main(argv: list[str] | None = None) -> None:
                              f"(after at least {MIN_SAMPLES})")
     parser.add_argument("--out", type=Path, default=None, help="write the markdown report here")
     parser.add_argument("--json", type=Path, default=None, help="write every figure here")
+    parser.add_argument("--from-json", type=Path, default=None,
+                        help="render the report of an earlier --json instead of running")
     args = parser.parse_args(argv)
+    if args.from_json is not None:
+        text = render_markdown(load_report(args.from_json.read_text()))
+        if args.out is not None:
+            args.out.write_text(text)
+        print(text)
+        return
     command = "python -m bench.api_scale " + " ".join(argv if argv is not None else sys.argv[1:])
 
     def write(report: Report) -> None:

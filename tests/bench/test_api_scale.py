@@ -89,7 +89,8 @@ def test_a_tiny_run_reports_every_operation_with_2xx_answers(tmp_path: Path) -> 
         assert f"| {label} |" in text
     assert "namespace delete answers 200 with the exact count: met" in text
     assert "no 5xx at any size: met" in text
-    assert api_scale.report_json(report).startswith("{")
+    again = api_scale.load_report(api_scale.report_json(report))  # --from-json renders it again
+    assert api_scale.render_markdown(again) == text
 
 
 def test_the_report_computes_growth_and_judges_the_targets() -> None:
