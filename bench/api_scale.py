@@ -738,7 +738,7 @@ def render_markdown(report: Report) -> str:
             cells.append(", ".join(f"{s}: {n}" for s, n in sorted(statuses.items())))
             out.append("| " + " | ".join(cells) + " |")
         notes = [f"- {_power(n)} {op.label}: {op.note}" for n in sizes
-                 for op in by_size[n].ops.values() if op.note]
+                 for op in by_size[n].ops.values() if op.note and op.key != "namespace_delete"]
         out += ["", *notes, *([""] if notes else []), _details(by_size, sizes), ""]
         out += _targets(backend, by_size, sizes)
         out += _slow_plans(by_size, sizes)
