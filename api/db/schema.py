@@ -98,7 +98,10 @@ media_tags = sa.Table(
     sa.Column("tag", sa.String(50), primary_key=True),
     sa.Column("position", sa.Integer, nullable=False),
     sa.Column("team_id", sa.Integer, nullable=False),
-    sa.Index("ix_media_tags_team_tag", "team_id", "tag", "media_seq"),
+    sa.Column("sort_at", sa.BigInteger),
+    # A tag's rows in list order: a page filtered by a rare tag walks only them
+    # (``api.db.media_list``). ``sort_at`` is the media's, kept equal on every change.
+    sa.Index("ix_media_tags_order", "team_id", "tag", "sort_at", "media_seq"),
 )
 
 namespace_totals = sa.Table(

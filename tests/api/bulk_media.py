@@ -58,8 +58,8 @@ def add_rows(database_url: str, team_id: int, count: int, *, namespace: str | No
                     "sort_at": sort_at, "count": count})
                 for position, tag in enumerate(tags):
                     await conn.execute(sa.text(
-                        "INSERT INTO media_tags (media_seq, tag, position, team_id) "
-                        "SELECT seq, :tag, :position, :team FROM media "
+                        "INSERT INTO media_tags (media_seq, tag, position, team_id, sort_at) "
+                        "SELECT seq, :tag, :position, :team, sort_at FROM media "
                         "WHERE team_id = :team AND id LIKE :pattern"
                     ), {"tag": tag, "position": position, "team": team_id,
                         "pattern": prefix + "%"})
