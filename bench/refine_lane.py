@@ -1,6 +1,6 @@
 """The refine lane under load and idle, in ONE run (issue 11, section 3 and its targets):
 
-    python -m bench.refine_lane          # full run, ~6 min on 2 cores; writes docs/bench-refine.md
+    python -m bench.refine_lane          # full run, ~8 min on 2 cores; writes docs/bench-refine.md
     python -m bench.refine_lane --quick  # smoke run, about a minute
 
 (a) Cold-miss throughput under sustained load with the lane on vs off. wrk drives distinct m WebP
