@@ -1,4 +1,4 @@
-"""A server killed (SIGKILL) in the middle of a namespace delete of 60,000 media, and again
+"""A server killed (SIGKILL) in the middle of a namespace delete of 30,000 media, and again
 while its sweeper removes their originals: after restarts, the client's retry finishes the
 job with the exact count, every original is removed, counters equal a recount, and nothing is
 orphaned."""
@@ -26,7 +26,7 @@ from tests.faults.conftest import (
     wait_until,
 )
 
-ROWS = 60_000
+ROWS = 30_000
 FAST_SWEEP = {"IMGPRO_RETENTION_SWEEP_SECONDS": "0.5"}
 
 
