@@ -18,7 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.db.counters import add_to_namespaces, free_storage
-from api.db.schema import PENDING_REMOVAL, media, media_tags, teams
+from api.db.engine import upsert
+from api.db.schema import PENDING_REMOVAL, media, media_tags, namespace_deletions, teams
 
 
 @dataclass(slots=True)
@@ -233,34 +234,97 @@ async def mark_deleted(conn: AsyncConnection, condition: sa.ColumnElement[bool],
     return [DeletedMedia(r[0], r[1], hashes[r[1]], int(r[2]), int(r[4])) for r in rows]
 
 
-async def mark_deleted_in_bulk(conn: AsyncConnection, team_id: int,
-                               condition: sa.ColumnElement[bool], now: int) -> int:
-    """Soft-delete every live row of ``team_id`` matching ``condition``, however many, in one
-    statement that binds no parameter per row; the exact count is returned and the team's
-    counters change in the same transaction. Their removal is left unclaimed: the sweeper
-    (woken by the caller) removes originals and renditions in bounded, leased batches.
+NAMESPACE_CHUNK = 20_000
+"""Rows one statement of a namespace delete marks: a fraction of a second on either backend
+(so no statement nears the database timeout, and SQLite's write lock is held briefly), and a
+bounded result to sum."""
 
-    PostgreSQL sums what the UPDATE returned in the same statement (a data-modifying CTE);
-    SQLite, which has none, sums first: its write transaction (BEGIN IMMEDIATE) already
-    excludes every other writer, so the sum and the UPDATE see the same rows."""
-    target = sa.and_(media.c.team_id == team_id, condition, _LIVE)
-    if conn.dialect.name == "postgresql":
-        gone = (sa.update(media).where(target).values(deleted_at=now, removal_lease=None)
-                .returning(media.c.namespace, media.c.filesize).cte("gone"))
-        sums = (await conn.execute(
-            sa.select(gone.c.namespace, sa.func.count(), sa.func.coalesce(
-                sa.func.sum(gone.c.filesize), 0)).group_by(gone.c.namespace)
-        )).all()
+
+async def start_namespace_deletion(conn: AsyncConnection, team_id: int, namespace: str,
+                                   claim_until: int) -> int:
+    """Record (or extend) the deletion of every row of ``namespace`` that exists now, held by
+    the caller until ``claim_until``; returns the last seq it covers. Any row inserted later
+    gets a larger seq (a sequence only grows), so an upload racing the delete survives it."""
+    up_to = int((await conn.execute(sa.select(sa.func.coalesce(sa.func.max(media.c.seq), 0))))
+                .scalar_one())
+    statement = upsert(conn, namespace_deletions).values(
+        team_id=team_id, namespace=namespace, up_to_seq=up_to, claimed_until=claim_until)
+    await conn.execute(statement.on_conflict_do_update(
+        index_elements=["team_id", "namespace"],
+        set_={"up_to_seq": up_to, "claimed_until": claim_until}))
+    return up_to
+
+
+async def claim_namespace_deletion(conn: AsyncConnection, now: int,
+                                   claim_until: int) -> tuple[int, str, int] | None:
+    """Take one deletion nobody holds (its request answered, or its worker died):
+    (team_id, namespace, up_to_seq), or None."""
+    free = (sa.select(namespace_deletions.c.team_id, namespace_deletions.c.namespace)
+            .where(sa.or_(namespace_deletions.c.claimed_until.is_(None),
+                          namespace_deletions.c.claimed_until <= now))
+            .limit(1).with_for_update(skip_locked=True))
+    found = (await conn.execute(free)).first()
+    if found is None:
+        return None
+    await conn.execute(sa.update(namespace_deletions).where(
+        namespace_deletions.c.team_id == found[0], namespace_deletions.c.namespace == found[1],
+    ).values(claimed_until=claim_until))
+    up_to = (await conn.execute(sa.select(namespace_deletions.c.up_to_seq).where(
+        namespace_deletions.c.team_id == found[0],
+        namespace_deletions.c.namespace == found[1]))).scalar_one()
+    return int(found[0]), str(found[1]), int(up_to)
+
+
+async def claim_more(conn: AsyncConnection, team_id: int, namespace: str,
+                     claim_until: int) -> None:
+    """Extend a held deletion's claim (between chunks)."""
+    await conn.execute(sa.update(namespace_deletions).where(
+        namespace_deletions.c.team_id == team_id, namespace_deletions.c.namespace == namespace,
+    ).values(claimed_until=claim_until))
+
+
+async def end_namespace_deletion(conn: AsyncConnection, team_id: int, namespace: str, *,
+                                 done: bool) -> None:
+    """Forget a finished deletion, or release an unfinished one to the sweepers."""
+    where = sa.and_(namespace_deletions.c.team_id == team_id,
+                    namespace_deletions.c.namespace == namespace)
+    if done:
+        await conn.execute(sa.delete(namespace_deletions).where(where))
     else:
-        sums = (await conn.execute(
-            sa.select(media.c.namespace, sa.func.count(), sa.func.coalesce(
-                sa.func.sum(media.c.filesize), 0)).where(target).group_by(media.c.namespace)
-        )).all()
-        await conn.execute(sa.update(media).where(target)
-                           .values(deleted_at=now, removal_lease=None))
-    per_namespace = {namespace: (int(count), int(size)) for namespace, count, size in sums}
-    await _give_back(conn, team_id, per_namespace)
-    return sum(count for count, _ in per_namespace.values())
+        await conn.execute(sa.update(namespace_deletions).where(where).values(claimed_until=None))
+
+
+def _in_namespace(team_id: int, namespace: str, up_to_seq: int) -> sa.ColumnElement[bool]:
+    return sa.and_(media.c.team_id == team_id, media.c.namespace == namespace, _LIVE,
+                   media.c.seq <= up_to_seq)
+
+
+async def mark_namespace_chunk(conn: AsyncConnection, team_id: int, namespace: str,
+                               up_to_seq: int, now: int, limit: int = NAMESPACE_CHUNK) -> int:
+    """Soft-delete up to ``limit`` live rows of the deletion, in one statement that binds no
+    parameter per row; the team's counters change in the same transaction. Their removal is
+    left unclaimed for the sweeper. Returns how many this call marked (fewer than ``limit``:
+    the deletion is done). Concurrent workers skip each other's rows (PostgreSQL: SKIP
+    LOCKED; SQLite: one writer at a time)."""
+    picked = (sa.select(media.c.seq).where(_in_namespace(team_id, namespace, up_to_seq))
+              .limit(limit).with_for_update(skip_locked=True))
+    rows = (await conn.execute(
+        sa.update(media).where(media.c.seq.in_(picked.scalar_subquery()), _LIVE)
+        .values(deleted_at=now, removal_lease=None)
+        .returning(media.c.filesize)
+    )).all()
+    if rows:
+        size = sum(int(r[0]) for r in rows)
+        await _give_back(conn, team_id, {namespace: (len(rows), size)})
+    return len(rows)
+
+
+async def namespace_rows_left(conn: AsyncConnection, team_id: int, namespace: str,
+                              up_to_seq: int) -> int:
+    """Live rows a deletion has still to mark (a count through the namespace's index)."""
+    return int((await conn.execute(sa.select(sa.func.count()).select_from(media)
+                                   .where(_in_namespace(team_id, namespace, up_to_seq))))
+               .scalar_one())
 
 
 async def _give_back(conn: AsyncConnection, team_id: int,

@@ -116,6 +116,17 @@ namespace_totals = sa.Table(
 instead of aggregating its million. Rows at zero stay (a namespace used again reuses them) and
 are not listed."""
 
+namespace_deletions = sa.Table(
+    "namespace_deletions", metadata,
+    sa.Column("team_id", sa.Integer, sa.ForeignKey("teams.id"), primary_key=True),
+    sa.Column("namespace", sa.String(64), primary_key=True),
+    sa.Column("up_to_seq", sa.BigInteger, nullable=False),
+    sa.Column("claimed_until", sa.BigInteger),
+)
+"""A namespace delete in progress: its rows up to ``up_to_seq`` (every row that existed when
+it was asked for) are marked in chunks by the request, then by any sweeper, until none is
+left; ``claimed_until`` keeps one worker on it at a time."""
+
 usage_months = sa.Table(
     "usage_months", metadata,
     sa.Column("team_id", sa.Integer, sa.ForeignKey("teams.id"), primary_key=True),

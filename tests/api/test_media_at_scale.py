@@ -86,6 +86,28 @@ def test_namespace_delete_past_every_parameter_limit(api: ApiServer) -> None:
     _assert_counters_exact(api, key, team_id)
 
 
+def test_a_namespace_delete_past_its_time_budget_is_finished_by_the_sweeper(
+        api_factory: Any) -> None:
+    """With (almost) no time to mark rows, the answer still counts every row of the namespace
+    exactly, and the sweeper marks the rest; an upload made after the delete survives it."""
+    api = api_factory(IMGPRO_NAMESPACE_DELETE_SECONDS="0.001")
+    key = api.new_key()["key"]
+    first = _upload(api, key, namespace="huge")
+    team_id = team_of(api.database_url, first["id"])
+    add_rows(api.database_url, team_id, 45_000, namespace="huge", tags=["t"])
+    answer = api.request("DELETE", "/v1/media/batch", key=key, json={"namespace": "huge"})
+    assert answer.status_code == 200 and answer.json() == {"deleted": 45_001}, answer.text
+    later = _upload(api, key, namespace="huge")
+    deadline = time.monotonic() + 120
+    while run(api.database_url, "SELECT count(*) FROM namespace_deletions") != [(0,)]:
+        assert time.monotonic() < deadline, "the sweeper did not finish the deletion"
+        time.sleep(0.2)
+    listed = _get(api, key, "/v1/media", namespace="huge")["items"]
+    assert [m["id"] for m in listed] == [later["id"]]
+    assert _namespaces(api, key)["huge"][0] == 1
+    _assert_counters_exact(api, key, team_id)
+
+
 def test_a_full_batch_update_moves_counters(api: ApiServer) -> None:
     key = api.new_key()["key"]
     seed = _upload(api, key, namespace="from", tags="a")

@@ -20,6 +20,8 @@ Revises: 0001
   ``(team_id, tag, sort_at, media_seq)``: a tag's rows in list order, so a page filtered by a
   rare tag walks only them (``api.db.media_list`` chooses the walk). NOT NULL on PostgreSQL;
   on SQLite adding that constraint would copy the table, and every write sets it anyway.
+- ``namespace_deletions``: a namespace delete in progress (its rows are marked in committed
+  chunks; a delete that outlives its request is finished by the sweepers).
 - ``removal_lease``: until when a deleter holds a deleted row's removal (originals, rendition
   purge). A process that dies holding it is replaced by the sweeper once it passes.
 """
@@ -66,6 +68,13 @@ def upgrade() -> None:
         sa.Column("media_count", sa.BigInteger, nullable=False),
         sa.Column("bytes", sa.BigInteger, nullable=False),
     )
+    op.create_table(
+        "namespace_deletions",
+        sa.Column("team_id", sa.Integer, sa.ForeignKey("teams.id"), primary_key=True),
+        sa.Column("namespace", sa.String(64), primary_key=True),
+        sa.Column("up_to_seq", sa.BigInteger, nullable=False),
+        sa.Column("claimed_until", sa.BigInteger),
+    )
     op.execute(
         "INSERT INTO namespace_totals (team_id, namespace, media_count, bytes) "
         "SELECT team_id, namespace, count(*), coalesce(sum(filesize), 0) FROM media "
@@ -89,6 +98,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("namespace_deletions")
     op.drop_index("ix_media_tags_order", table_name="media_tags")
     op.create_index("ix_media_tags_team_tag", "media_tags", ["team_id", "tag", "media_seq"])
     op.drop_column("media_tags", "sort_at")
