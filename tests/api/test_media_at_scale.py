@@ -124,6 +124,33 @@ def test_a_full_batch_update_moves_counters(api: ApiServer) -> None:
     assert all(m["tags"] == ["a", "b"] for m in tagged)
 
 
+def test_a_new_date_moves_the_media_in_its_tags_order(api: ApiServer) -> None:
+    """A tag's index carries the media's sort_at: PATCH date (and a re-upload's tags) keep it
+    equal, so a tag-filtered page (walked through that index) follows the date."""
+    key = api.new_key()["key"]
+    made = [_upload(api, key, tags="walked,other") for _ in range(3)]
+    oldest = made[0]["id"]
+    moved = api.request("PATCH", f"/v1/media/{oldest}", key=key,
+                        json={"date": "2099-01-01T00:00:00Z"})
+    assert moved.status_code == 200, moved.text
+    ids = [m["id"] for m in _get(api, key, "/v1/media", tags="walked")["items"]]
+    assert ids == [oldest, made[2]["id"], made[1]["id"]]
+    first = _get(api, key, "/v1/media", tags="walked", limit=1)
+    rest = _get(api, key, "/v1/media", tags="walked", limit=5, cursor=first["cursor"])
+    assert [m["id"] for m in first["items"] + rest["items"]] == ids
+    again = api.request("PATCH", f"/v1/media/{oldest}", key=key, json={"date": None})
+    assert again.status_code == 200, again.text
+    pages, cursor = [], None
+    while True:  # one per page: each page's rows are chosen by the tags' index order
+        params = {"tags": "walked,nothing", "tag_mode": "any", "limit": 1}
+        page = _get(api, key, "/v1/media", **params, **({"cursor": cursor} if cursor else {}))
+        pages += [m["id"] for m in page["items"]]
+        if not page["has_more"]:
+            break
+        cursor = page["cursor"]
+    assert pages == [made[2]["id"], made[1]["id"], oldest]
+
+
 NAMESPACES = st.sampled_from([None, "ns-a", "ns-b", "ns-c"])
 OPERATIONS = st.lists(st.one_of(
     st.tuples(st.just("upload"), NAMESPACES, st.integers(1, 6)),
