@@ -137,6 +137,9 @@ class Settings(BaseSettings):
     at will with a free key."""
     retention_sweep_seconds: float = Field(300, gt=0)
     """How often each API process looks for expired media to delete."""
+    namespace_delete_seconds: float = Field(5, gt=0)
+    """How long a namespace delete marks rows (in committed chunks) before it answers with the
+    exact count and leaves the rest to the sweeper (api/lifecycle/deletion.py)."""
     reconcile_seconds: float = Field(3600, gt=0)
     """One reconcile pass per this many seconds, by one API process of all that share the
     database (api/lifecycle/reconcile.py): originals without a row are removed."""

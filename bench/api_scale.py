@@ -33,7 +33,7 @@ The operations, in this order:
   ``--removal-wait`` seconds).
 
 After the timed requests, the database queries behind each read (the functions the routes
-call, ``api.db.media.list_media`` and co., run in-process with their SQL captured) are
+call, ``api.db.media_list.list_media`` and co., run in-process with their SQL captured) are
 EXPLAINed: ``EXPLAIN (ANALYZE, BUFFERS)`` on PostgreSQL, ``EXPLAIN QUERY PLAN`` on SQLite.
 The report flags a full scan of ``media``/``media_tags`` and prints the plans of operations
 that missed the 50 ms target.
@@ -77,7 +77,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.db import Database
 from api.db.counters import namespace_totals_of, team_usage
-from api.db.media import list_media
+from api.db.media_list import list_media
 from api.rules.plans import month_key
 from bench.seed_media import (
     BULK_TIMEOUT,

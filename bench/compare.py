@@ -43,6 +43,7 @@ from bench.compare_report import (
     THUMBOR,
     Cell,
     SoakResult,
+    evaluate_issue11_targets,
     evaluate_targets,
     ratio_table,
     results_table,
@@ -50,7 +51,7 @@ from bench.compare_report import (
     targets_table,
 )
 from bench.corpus import corpus_dir
-from bench.inprocess_limit import render
+from bench.inprocess_limit import miss_effort, render
 from bench.process_memory import RssSampler
 from bench.server_process import ServerFailed, ServerSpec, start
 from bench.workloads import (
@@ -229,25 +230,33 @@ def _cell(
     )
 
 
-def measure_limit(run: Run, workload: Workload) -> None:
-    """The in-process limit as a child process (its own RSS, a fresh libvips)."""
+def limit_command(args: argparse.Namespace, workload: Workload, photos: int) -> list[str]:
+    """``python -m bench.inprocess_limit`` for ``workload``, at the effort our miss uses."""
     cmd = [
         sys.executable,
         "-m",
         "bench.inprocess_limit",
         "--corpus",
-        str(run.args.corpus),
+        str(args.corpus),
         "--size",
         workload.size,
         "--fmt",
         workload.fmt,
         "--seconds",
-        str(run.args.duration),
+        str(args.duration),
         "--threads",
         str(os.cpu_count() or 1),
+        "--effort",
+        miss_effort(workload.fmt),
     ]
-    if run.args.quick:
-        cmd += ["--photos", str(len(run.photos))]
+    if args.quick:
+        cmd += ["--photos", str(photos)]
+    return cmd
+
+
+def measure_limit(run: Run, workload: Workload) -> None:
+    """The in-process limit as a child process (its own RSS, a fresh libvips)."""
+    cmd = limit_command(run.args, workload, len(run.photos))
     print(f"  {workload.name:11} {LIMIT:8} {'':4} ", end="", flush=True)
     proc = subprocess.Popen(
         cmd,
@@ -487,6 +496,10 @@ def render_report(run: Run, command: str, started: dt.datetime, host_before: str
                 cold_workloads=cold_names,
                 soak=run.soak,
             )
+        ),
+        "",
+        targets_table(
+            evaluate_issue11_targets(run.cells, run.connections, hit_workload=HIT.name), issue=11
         ),
     ]
     if run.soak is not None:

@@ -1,4 +1,5 @@
-"""Measured cells -> the comparison tables, the ratios and the pass/fail of issue 2's targets.
+"""Measured cells -> the comparison tables, the ratios and the pass/fail of issue 2's targets
+(and of issue 11's, which raise some of them now that misses are fast provisional encodes).
 
 Pure functions over plain records, so the rules (which figure is compared with which, when a
 target holds) can be tested without running any server. The same markdown is printed to the
@@ -253,20 +254,7 @@ def evaluate_targets(
             )
         )
 
-    name = "cache hits >= 0.25x nginx static req/s (at every connection count)"
-    parts, status = [], "PASS"
-    for conns in connections:
-        ratio = cell_ratio(
-            find(cells, OURS, hit_workload, conns), find(cells, NGINX, hit_workload, conns)
-        )
-        if ratio is None:
-            status = "n/a"
-            parts.append(f"c{conns}: not measured")
-            break
-        if ratio < 0.25:
-            status = "FAIL"
-        parts.append(f"c{conns}: {ratio:.2f}x")
-    results.append(TargetResult(name, status, "; ".join(parts)))
+    results.append(_hits_vs_nginx(cells, hit_workload, connections, 0.25))
 
     name = "peak RSS under cold load <= 0.6x ipx's"
     ours_peak = max(
@@ -310,9 +298,63 @@ def evaluate_targets(
     return results
 
 
-def targets_table(targets: Sequence[TargetResult]) -> str:
+def _hits_vs_nginx(
+    cells: Sequence[Cell], hit_workload: str, connections: Sequence[int], minimum: float
+) -> TargetResult:
+    name = f"cache hits >= {minimum}x nginx static req/s (at every connection count)"
+    parts, status = [], "PASS"
+    for conns in connections:
+        ratio = cell_ratio(
+            find(cells, OURS, hit_workload, conns), find(cells, NGINX, hit_workload, conns)
+        )
+        if ratio is None:
+            return TargetResult(name, "n/a", f"c{conns}: not measured")
+        if ratio < minimum:
+            status = "FAIL"
+        parts.append(f"c{conns}: {ratio:.2f}x")
+    return TargetResult(name, status, "; ".join(parts))
+
+
+def evaluate_issue11_targets(
+    cells: Sequence[Cell], connections: Sequence[int], *, hit_workload: str
+) -> list[TargetResult]:
+    """Issue 11's targets that this benchmark measures: misses (fast, provisional encodes)
+    stay fast, hits unchanged. Its byte targets are the quality benchmark's (final renditions);
+    its refine-lane targets are ``bench/refine_lane.py``'s."""
+    results = []
+    for workload in ("m WebP", "m JPEG"):
+        name = f"{workload} cold >= 1.3x ipx req/s (at every connection count)"
+        parts, status = [], "PASS"
+        for conns in connections:
+            speed = cell_ratio(
+                find(cells, OURS, workload, conns), find(cells, IPX, workload, conns)
+            )
+            if speed is None:
+                status = "n/a"
+                parts = [f"ours or ipx not measured at {conns} connections"]
+                break
+            if speed < 1.3:
+                status = "FAIL"
+            parts.append(f"c{conns}: {speed:.2f}x")
+        results.append(TargetResult(name, status, "; ".join(parts)))
+    name = "l AVIF cold: ours p99 < 1 s at 8 connections"
+    avif = find(cells, OURS, "l AVIF", 8)
+    if avif is None or avif.completed == 0:
+        results.append(
+            TargetResult(name, "n/a" if avif is None else "FAIL", "no completed response")
+        )
+    else:
+        results.append(TargetResult(
+            name, "PASS" if avif.p99_ms < 1000 else "FAIL",
+            f"p99 {avif.p99_ms:.0f} ms over {avif.completed} responses"))
+    results.append(_hits_vs_nginx(cells, hit_workload, connections, 0.3))
+    return results
+
+
+def targets_table(targets: Sequence[TargetResult], issue: int = 2) -> str:
     return markdown_table(
-        ["target (issue 2)", "result", "measured"], [[t.name, t.status, t.detail] for t in targets]
+        [f"target (issue {issue})", "result", "measured"],
+        [[t.name, t.status, t.detail] for t in targets],
     )
 
 

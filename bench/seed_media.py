@@ -116,7 +116,7 @@ MEDIA_COLUMNS = (
     "namespace", "public", "external_id", "meta", "date", "sort_at", "created_at", "expires_at",
     "retain_until", "deleted_at", "original_removed",
 )
-TAG_COLUMNS = ("media_seq", "tag", "position", "team_id")
+TAG_COLUMNS = ("media_seq", "tag", "position", "team_id", "sort_at")
 BASE62 = string.digits + string.ascii_letters
 _ID_TABLE = bytes(ord(BASE62[b % 62]) for b in range(256))
 _ID_BIASED = bytes(range(62 * 4, 256))
@@ -240,8 +240,9 @@ def generate(rows: int, *, start_index: int, first_seq: int, team_id: int, accou
             if k:
                 tags = list(dict.fromkeys(drawn[position:position + k]))
                 position += k
+                sort_at = date if date is not None else created_at
                 for p, tag in enumerate(tags):
-                    tag_rows.append((seq, tag, p, team_id))
+                    tag_rows.append((seq, tag, p, team_id, sort_at))
                 stats.tags.update(tags)
         done += size
         yield media_rows, tag_rows

@@ -10,17 +10,16 @@ List order is newest first by ``sort_at`` (the custom ``date`` or else the creat
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.db.counters import add_to_namespaces, free_storage
-from api.db.schema import PENDING_REMOVAL, media, media_tags, teams
-
-TagMode = Literal["all", "any"]
+from api.db.engine import upsert
+from api.db.schema import PENDING_REMOVAL, media, media_tags, namespace_deletions, teams
 
 
 @dataclass(slots=True)
@@ -54,13 +53,13 @@ class MediaRecord:
 
 
 _COLUMNS = [c for c in media.c if c.name not in ("deleted_at", "original_removed", "removal_lease")]
-_SELECT = sa.select(*_COLUMNS, teams.c.hash.label("team_hash")).select_from(
+SELECT_MEDIA = sa.select(*_COLUMNS, teams.c.hash.label("team_hash")).select_from(
     media.join(teams, media.c.team_id == teams.c.id)
 )
 _LIVE = media.c.deleted_at.is_(None)
 
 
-async def _records(conn: AsyncConnection, query: sa.Select[Any]) -> list[MediaRecord]:
+async def records(conn: AsyncConnection, query: sa.Select[Any]) -> list[MediaRecord]:
     rows = (await conn.execute(query)).mappings().all()
     records = [
         MediaRecord(**{**row, "public": bool(row["public"]), "meta": dict(row["meta"] or {})})
@@ -94,24 +93,28 @@ async def insert_media(conn: AsyncConnection, values: dict[str, Any], tags: Sequ
         .returning(media.c.seq)
     )
     seq = int(result.scalar_one())
-    await replace_tags(conn, seq, values["team_id"], tags)
+    await replace_tags(conn, seq, values["team_id"], tags, values["sort_at"])
     if values.get("namespace") is not None:
         await add_to_namespaces(conn, values["team_id"],
                                 {values["namespace"]: (1, int(values["filesize"]))})
     return seq
 
 
-async def replace_tags(conn: AsyncConnection, seq: int, team_id: int, tags: Sequence[str]) -> None:
+async def replace_tags(conn: AsyncConnection, seq: int, team_id: int, tags: Sequence[str],
+                       sort_at: int) -> None:
+    """Set a row's tags; each carries the row's ``sort_at``, the order of the tag's index
+    (``api.db.media_list``)."""
     await conn.execute(sa.delete(media_tags).where(media_tags.c.media_seq == seq))
     if tags:
         await conn.execute(sa.insert(media_tags), [
-            {"media_seq": seq, "tag": tag, "position": i, "team_id": team_id}
+            {"media_seq": seq, "tag": tag, "position": i, "team_id": team_id,
+             "sort_at": sort_at}
             for i, tag in enumerate(tags)
         ])
 
 
 async def get_media(conn: AsyncConnection, media_id: str) -> MediaRecord | None:
-    found = await _records(conn, _SELECT.where(media.c.id == media_id, _LIVE))
+    found = await records(conn, SELECT_MEDIA.where(media.c.id == media_id, _LIVE))
     return found[0] if found else None
 
 
@@ -120,60 +123,17 @@ async def get_team_media(conn: AsyncConnection, team_id: int,
     ids = list(ids)
     if not ids:
         return []
-    return await _records(
-        conn, _SELECT.where(media.c.team_id == team_id, media.c.id.in_(ids), _LIVE)
+    return await records(
+        conn, SELECT_MEDIA.where(media.c.team_id == team_id, media.c.id.in_(ids), _LIVE)
     )
 
 
 async def media_by_external_id(conn: AsyncConnection, team_id: int,
                                external_id: str) -> MediaRecord | None:
-    found = await _records(conn, _SELECT.where(
+    found = await records(conn, SELECT_MEDIA.where(
         media.c.team_id == team_id, media.c.external_id == external_id, _LIVE,
     ))
     return found[0] if found else None
-
-
-async def list_media(conn: AsyncConnection, team_id: int, *, namespace: str | None,
-                     tags: Sequence[str], tag_mode: TagMode, after: tuple[int, int] | None,
-                     limit: int, search: str | None = None) -> list[MediaRecord]:
-    """One page, newest first; ``after`` is the (sort_at, seq) of the previous page's last item."""
-    return await _records(conn, list_query(team_id, namespace=namespace, tags=tags,
-                                           tag_mode=tag_mode, after=after, limit=limit,
-                                           search=search))
-
-
-def list_query(team_id: int, *, namespace: str | None, tags: Sequence[str], tag_mode: TagMode,
-               after: tuple[int, int] | None, limit: int,
-               search: str | None = None) -> sa.Select[Any]:
-    """The page's SELECT (tests EXPLAIN it). Each filter walks a partial index of live rows in
-    list order (``ix_media_live_order``, or ``ix_media_live_namespace_order`` with a
-    namespace) from the cursor on, and stops after ``limit`` matches; a tag is probed per row
-    through ``media_tags``' primary key. So a page costs ``limit`` / (share of rows that
-    match), whatever the team's size.
-
-    ``search`` keeps names containing it in any case (``%`` and ``_`` are literal); it walks
-    the same index and tests each name, which is fine at a library's size (a rare name in a
-    million rows walks them all: an index of name trigrams would be the next step)."""
-    query = _SELECT.where(media.c.team_id == team_id, _LIVE)
-    if namespace is not None:
-        query = query.where(media.c.namespace == namespace)
-    if search:
-        query = query.where(media.c.name.icontains(search, autoescape=True))
-    if tags:
-        def has(tag_set: Sequence[str]) -> sa.Exists:
-            return sa.exists().where(
-                media_tags.c.media_seq == media.c.seq, media_tags.c.team_id == team_id,
-                media_tags.c.tag.in_(tag_set),
-            )
-        if tag_mode == "any":
-            query = query.where(has(tags))
-        else:
-            query = query.where(*(has([tag]) for tag in tags))
-    if after is not None:
-        # A row value is an index condition on both backends (an OR of the two comparisons
-        # is only a filter: page 1,000 would walk the 50,000 rows before it).
-        query = query.where(sa.tuple_(media.c.sort_at, media.c.seq) < sa.tuple_(*after))
-    return query.order_by(media.c.sort_at.desc(), media.c.seq.desc()).limit(limit)
 
 
 async def update_media(conn: AsyncConnection, record: MediaRecord,
@@ -182,6 +142,9 @@ async def update_media(conn: AsyncConnection, record: MediaRecord,
     if not values:
         return
     await conn.execute(sa.update(media).where(media.c.seq == record.seq).values(**values))
+    if "sort_at" in values and values["sort_at"] != record.sort_at:
+        await conn.execute(sa.update(media_tags).where(media_tags.c.media_seq == record.seq)
+                           .values(sort_at=values["sort_at"]))
     if "namespace" in values and values["namespace"] != record.namespace:
         await add_to_namespaces(conn, record.team_id, _moves([record], values["namespace"]))
 
@@ -200,13 +163,15 @@ async def update_many(conn: AsyncConnection, team_id: int, records: Sequence[Med
 
 
 async def set_tags_many(conn: AsyncConnection, team_id: int,
-                        tags_by_seq: Mapping[int, Sequence[str]]) -> None:
+                        tags_of_records: Sequence[tuple[MediaRecord, Sequence[str]]]) -> None:
     """Replace the tags of up to a batch of rows: one DELETE and one multi-row INSERT."""
-    if not tags_by_seq:
+    if not tags_of_records:
         return
-    await conn.execute(sa.delete(media_tags).where(media_tags.c.media_seq.in_(list(tags_by_seq))))
-    rows = [{"media_seq": seq, "tag": tag, "position": i, "team_id": team_id}
-            for seq, tags in tags_by_seq.items() for i, tag in enumerate(tags)]
+    await conn.execute(sa.delete(media_tags).where(
+        media_tags.c.media_seq.in_([record.seq for record, _ in tags_of_records])))
+    rows = [{"media_seq": record.seq, "tag": tag, "position": i, "team_id": team_id,
+             "sort_at": record.sort_at}
+            for record, tags in tags_of_records for i, tag in enumerate(tags)]
     if rows:
         await conn.execute(sa.insert(media_tags), rows)
 
@@ -269,34 +234,97 @@ async def mark_deleted(conn: AsyncConnection, condition: sa.ColumnElement[bool],
     return [DeletedMedia(r[0], r[1], hashes[r[1]], int(r[2]), int(r[4])) for r in rows]
 
 
-async def mark_deleted_in_bulk(conn: AsyncConnection, team_id: int,
-                               condition: sa.ColumnElement[bool], now: int) -> int:
-    """Soft-delete every live row of ``team_id`` matching ``condition``, however many, in one
-    statement that binds no parameter per row; the exact count is returned and the team's
-    counters change in the same transaction. Their removal is left unclaimed: the sweeper
-    (woken by the caller) removes originals and renditions in bounded, leased batches.
+NAMESPACE_CHUNK = 20_000
+"""Rows one statement of a namespace delete marks: a fraction of a second on either backend
+(so no statement nears the database timeout, and SQLite's write lock is held briefly), and a
+bounded result to sum."""
 
-    PostgreSQL sums what the UPDATE returned in the same statement (a data-modifying CTE);
-    SQLite, which has none, sums first: its write transaction (BEGIN IMMEDIATE) already
-    excludes every other writer, so the sum and the UPDATE see the same rows."""
-    target = sa.and_(media.c.team_id == team_id, condition, _LIVE)
-    if conn.dialect.name == "postgresql":
-        gone = (sa.update(media).where(target).values(deleted_at=now, removal_lease=None)
-                .returning(media.c.namespace, media.c.filesize).cte("gone"))
-        sums = (await conn.execute(
-            sa.select(gone.c.namespace, sa.func.count(), sa.func.coalesce(
-                sa.func.sum(gone.c.filesize), 0)).group_by(gone.c.namespace)
-        )).all()
+
+async def start_namespace_deletion(conn: AsyncConnection, team_id: int, namespace: str,
+                                   claim_until: int) -> int:
+    """Record (or extend) the deletion of every row of ``namespace`` that exists now, held by
+    the caller until ``claim_until``; returns the last seq it covers. Any row inserted later
+    gets a larger seq (a sequence only grows), so an upload racing the delete survives it."""
+    up_to = int((await conn.execute(sa.select(sa.func.coalesce(sa.func.max(media.c.seq), 0))))
+                .scalar_one())
+    statement = upsert(conn, namespace_deletions).values(
+        team_id=team_id, namespace=namespace, up_to_seq=up_to, claimed_until=claim_until)
+    await conn.execute(statement.on_conflict_do_update(
+        index_elements=["team_id", "namespace"],
+        set_={"up_to_seq": up_to, "claimed_until": claim_until}))
+    return up_to
+
+
+async def claim_namespace_deletion(conn: AsyncConnection, now: int,
+                                   claim_until: int) -> tuple[int, str, int] | None:
+    """Take one deletion nobody holds (its request answered, or its worker died):
+    (team_id, namespace, up_to_seq), or None."""
+    free = (sa.select(namespace_deletions.c.team_id, namespace_deletions.c.namespace)
+            .where(sa.or_(namespace_deletions.c.claimed_until.is_(None),
+                          namespace_deletions.c.claimed_until <= now))
+            .limit(1).with_for_update(skip_locked=True))
+    found = (await conn.execute(free)).first()
+    if found is None:
+        return None
+    await conn.execute(sa.update(namespace_deletions).where(
+        namespace_deletions.c.team_id == found[0], namespace_deletions.c.namespace == found[1],
+    ).values(claimed_until=claim_until))
+    up_to = (await conn.execute(sa.select(namespace_deletions.c.up_to_seq).where(
+        namespace_deletions.c.team_id == found[0],
+        namespace_deletions.c.namespace == found[1]))).scalar_one()
+    return int(found[0]), str(found[1]), int(up_to)
+
+
+async def claim_more(conn: AsyncConnection, team_id: int, namespace: str,
+                     claim_until: int) -> None:
+    """Extend a held deletion's claim (between chunks)."""
+    await conn.execute(sa.update(namespace_deletions).where(
+        namespace_deletions.c.team_id == team_id, namespace_deletions.c.namespace == namespace,
+    ).values(claimed_until=claim_until))
+
+
+async def end_namespace_deletion(conn: AsyncConnection, team_id: int, namespace: str, *,
+                                 done: bool) -> None:
+    """Forget a finished deletion, or release an unfinished one to the sweepers."""
+    where = sa.and_(namespace_deletions.c.team_id == team_id,
+                    namespace_deletions.c.namespace == namespace)
+    if done:
+        await conn.execute(sa.delete(namespace_deletions).where(where))
     else:
-        sums = (await conn.execute(
-            sa.select(media.c.namespace, sa.func.count(), sa.func.coalesce(
-                sa.func.sum(media.c.filesize), 0)).where(target).group_by(media.c.namespace)
-        )).all()
-        await conn.execute(sa.update(media).where(target)
-                           .values(deleted_at=now, removal_lease=None))
-    per_namespace = {namespace: (int(count), int(size)) for namespace, count, size in sums}
-    await _give_back(conn, team_id, per_namespace)
-    return sum(count for count, _ in per_namespace.values())
+        await conn.execute(sa.update(namespace_deletions).where(where).values(claimed_until=None))
+
+
+def _in_namespace(team_id: int, namespace: str, up_to_seq: int) -> sa.ColumnElement[bool]:
+    return sa.and_(media.c.team_id == team_id, media.c.namespace == namespace, _LIVE,
+                   media.c.seq <= up_to_seq)
+
+
+async def mark_namespace_chunk(conn: AsyncConnection, team_id: int, namespace: str,
+                               up_to_seq: int, now: int, limit: int = NAMESPACE_CHUNK) -> int:
+    """Soft-delete up to ``limit`` live rows of the deletion, in one statement that binds no
+    parameter per row; the team's counters change in the same transaction. Their removal is
+    left unclaimed for the sweeper. Returns how many this call marked (fewer than ``limit``:
+    the deletion is done). Concurrent workers skip each other's rows (PostgreSQL: SKIP
+    LOCKED; SQLite: one writer at a time)."""
+    picked = (sa.select(media.c.seq).where(_in_namespace(team_id, namespace, up_to_seq))
+              .limit(limit).with_for_update(skip_locked=True))
+    rows = (await conn.execute(
+        sa.update(media).where(media.c.seq.in_(picked.scalar_subquery()), _LIVE)
+        .values(deleted_at=now, removal_lease=None)
+        .returning(media.c.filesize)
+    )).all()
+    if rows:
+        size = sum(int(r[0]) for r in rows)
+        await _give_back(conn, team_id, {namespace: (len(rows), size)})
+    return len(rows)
+
+
+async def namespace_rows_left(conn: AsyncConnection, team_id: int, namespace: str,
+                              up_to_seq: int) -> int:
+    """Live rows a deletion has still to mark (a count through the namespace's index)."""
+    return int((await conn.execute(sa.select(sa.func.count()).select_from(media)
+                                   .where(_in_namespace(team_id, namespace, up_to_seq))))
+               .scalar_one())
 
 
 async def _give_back(conn: AsyncConnection, team_id: int,

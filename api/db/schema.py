@@ -98,7 +98,10 @@ media_tags = sa.Table(
     sa.Column("tag", sa.String(50), primary_key=True),
     sa.Column("position", sa.Integer, nullable=False),
     sa.Column("team_id", sa.Integer, nullable=False),
-    sa.Index("ix_media_tags_team_tag", "team_id", "tag", "media_seq"),
+    sa.Column("sort_at", sa.BigInteger),
+    # A tag's rows in list order: a page filtered by a rare tag walks only them
+    # (``api.db.media_list``). ``sort_at`` is the media's, kept equal on every change.
+    sa.Index("ix_media_tags_order", "team_id", "tag", "sort_at", "media_seq"),
 )
 
 namespace_totals = sa.Table(
@@ -112,6 +115,17 @@ namespace_totals = sa.Table(
 (upload, PATCH, batch, every delete path), so ``GET /v1/namespaces`` reads a team's few rows
 instead of aggregating its million. Rows at zero stay (a namespace used again reuses them) and
 are not listed."""
+
+namespace_deletions = sa.Table(
+    "namespace_deletions", metadata,
+    sa.Column("team_id", sa.Integer, sa.ForeignKey("teams.id"), primary_key=True),
+    sa.Column("namespace", sa.String(64), primary_key=True),
+    sa.Column("up_to_seq", sa.BigInteger, nullable=False),
+    sa.Column("claimed_until", sa.BigInteger),
+)
+"""A namespace delete in progress: its rows up to ``up_to_seq`` (every row that existed when
+it was asked for) are marked in chunks by the request, then by any sweeper, until none is
+left; ``claimed_until`` keeps one worker on it at a time."""
 
 usage_months = sa.Table(
     "usage_months", metadata,

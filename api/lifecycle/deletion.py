@@ -7,19 +7,24 @@
    the CDN stops serving it; the row is marked ``original_removed`` (and its tags dropped).
 
 A bounded delete (ids of one batch, one sweep's expired rows) holds a lease on its rows' step 2
-and does it before answering. A namespace delete has no bound (a team's 50,000 or 5,000,000),
-so it answers after step 1 with the exact count, and wakes the sweeper, which does step 2 in
-leased batches of ``REMOVAL_BATCH`` (``sweep_removals``). From the answer on, the media are
-gone from every API read and from the counters; the CDN stops serving each original as its
-batch is removed (seconds to minutes, in the order they were deleted). A process that dies
-during step 2 leaves leases that pass after ``REMOVAL_LEASE_SECONDS``; any sweeper then
-finishes the job, so nothing is lost or left orphaned.
+and does it before answering. A namespace delete has no bound (a team's 50,000 or 5,000,000):
+it records the deletion (every row that exists now), does step 1 in committed chunks of
+``NAMESPACE_CHUNK`` rows for up to ``namespace_delete_seconds``, and answers the exact count,
+counting what it had no time to mark; the sweepers, woken, mark the rest (chunk by chunk,
+``sweep_namespace_deletions``) and do step 2 in leased batches of ``REMOVAL_BATCH``
+(``sweep_removals``). Every chunk's counters commit with it. The media are gone from the API's
+reads as their chunk commits (all of them before the answer, unless the budget ran out), and
+the CDN stops serving each original as its batch is removed. A process that dies leaves a
+deletion or leases that pass (``CLAIM_SECONDS``, ``REMOVAL_LEASE_SECONDS``); any sweeper then
+finishes the job, and a client's retry of the delete continues it: nothing is lost or left
+orphaned.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -27,20 +32,29 @@ import sqlalchemy as sa
 from api.context import ApiContext
 from api.db import DatabaseUnavailable
 from api.db.media import (
+    NAMESPACE_CHUNK,
     DeletedMedia,
-    by_team_namespace,
+    claim_more,
+    claim_namespace_deletion,
     claim_removals,
+    end_namespace_deletion,
     mark_deleted,
-    mark_deleted_in_bulk,
+    mark_namespace_chunk,
     mark_originals_removed,
+    namespace_rows_left,
+    start_namespace_deletion,
 )
 from transformer.originals import StoreUnavailable
 
 log = logging.getLogger("imgpro.api")
 PARALLEL_REMOVALS = 8
-REMOVAL_BATCH = 200
-"""Rows claimed per statement by the sweeper: bounded parameters per statement, and a batch
-takes seconds, far inside its lease."""
+CLAIM_SECONDS = 60
+"""How long a worker holds a namespace deletion past its own budget: a chunk takes a fraction
+of a second, so a deletion whose worker died is taken over within a minute."""
+REMOVAL_BATCH = 500
+"""Rows claimed per statement by the sweeper: bounded parameters per statement (500 ids in
+the statement that notes them removed), and a batch takes seconds (8 removals in parallel),
+far inside its lease."""
 
 
 async def delete_media(ctx: ApiContext, condition: sa.ColumnElement[bool]) -> int:
@@ -53,14 +67,53 @@ async def delete_media(ctx: ApiContext, condition: sa.ColumnElement[bool]) -> in
 
 
 async def delete_namespace(ctx: ApiContext, team_id: int, namespace: str) -> int:
-    """Delete every live media of the team's ``namespace`` in one transaction; the originals
-    are removed by the sweeper, woken now. Returns the exact count."""
+    """Delete every live media of the team's ``namespace`` that exists now; returns the exact
+    count. Rows are marked in committed chunks for up to ``namespace_delete_seconds``; what is
+    left then is counted (it is part of the answer) and handed to the sweepers, which finish
+    it within seconds (they are woken now). Originals are removed by the sweepers."""
+    budget = ctx.settings.namespace_delete_seconds
+    deadline = time.monotonic() + budget
     async with ctx.db.write() as conn:
-        count = await mark_deleted_in_bulk(conn, team_id, by_team_namespace(team_id, namespace),
-                                           ctx.now())
-    if count:
-        ctx.sweep_now.set()
-    return count
+        up_to = await start_namespace_deletion(conn, team_id, namespace,
+                                               ctx.now() + int(budget) + CLAIM_SECONDS)
+    deleted, done = 0, False
+    try:
+        while time.monotonic() < deadline:
+            async with ctx.db.write() as conn:
+                count = await mark_namespace_chunk(conn, team_id, namespace, up_to, ctx.now())
+                deleted += count
+                if count < NAMESPACE_CHUNK:
+                    await end_namespace_deletion(conn, team_id, namespace, done=True)
+                    done = True
+            if done:
+                break
+        if not done:
+            async with ctx.db.write() as conn:
+                deleted += await namespace_rows_left(conn, team_id, namespace, up_to)
+                await end_namespace_deletion(conn, team_id, namespace, done=False)
+    finally:
+        ctx.sweep_now.set()  # removals to do; and if this request broke off, its deletion
+    return deleted
+
+
+async def sweep_namespace_deletions(ctx: ApiContext) -> int:
+    """Finish namespace deletions nobody holds (answered requests, dead workers), chunk by
+    chunk; returns how many rows were marked."""
+    marked = 0
+    while True:
+        async with ctx.db.write() as conn:
+            job = await claim_namespace_deletion(conn, ctx.now(), ctx.now() + CLAIM_SECONDS)
+        if job is None:
+            return marked
+        team_id, namespace, up_to = job
+        while True:
+            async with ctx.db.write() as conn:
+                count = await mark_namespace_chunk(conn, team_id, namespace, up_to, ctx.now())
+                marked += count
+                if count < NAMESPACE_CHUNK:
+                    await end_namespace_deletion(conn, team_id, namespace, done=True)
+                    break
+                await claim_more(conn, team_id, namespace, ctx.now() + CLAIM_SECONDS)
 
 
 async def sweep_removals(ctx: ApiContext, *, max_batches: int | None = None) -> int:

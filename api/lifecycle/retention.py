@@ -19,7 +19,7 @@ from api.db import DatabaseUnavailable
 from api.db.accounts import drop_expired_pending_keys
 from api.db.counters import drop_expired_windows
 from api.db.media import expired
-from api.lifecycle.deletion import delete_media, sweep_removals
+from api.lifecycle.deletion import delete_media, sweep_namespace_deletions, sweep_removals
 from api.rules.plans import PENDING_KEY_SECONDS
 
 log = logging.getLogger("imgpro.api")
@@ -34,6 +34,7 @@ async def sweep_once(ctx: ApiContext) -> int:
         total += count
         if count < BATCH:
             break
+    await sweep_namespace_deletions(ctx)
     await sweep_removals(ctx)
     async with ctx.db.write() as conn:
         await drop_expired_windows(conn, ctx.now())

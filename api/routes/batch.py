@@ -15,7 +15,13 @@ from starlette.responses import Response
 
 from api.auth import require_key
 from api.context import context_of
-from api.db.media import by_team_ids, get_team_media, set_tags_many, update_many
+from api.db.media import (
+    MediaRecord,
+    by_team_ids,
+    get_team_media,
+    set_tags_many,
+    update_many,
+)
 from api.errors import InvalidRequest, json_response
 from api.intake.request_json import read_json_object
 from api.lifecycle.deletion import delete_media, delete_namespace
@@ -70,7 +76,7 @@ async def batch_update(request: Request) -> Response:
     columns: dict[str, Any] = {k: fields[k] for k in ("namespace", "public") if k in fields}
     async with ctx.db.write() as conn:
         found = await get_team_media(conn, owner.team_id, ids)
-        retagged: dict[int, list[str]] = {}
+        retagged: list[tuple[MediaRecord, list[str]]] = []
         for record in found:
             if "tags" in fields:
                 tags = new_tags(record.tags, fields["tags"], mode)
@@ -78,7 +84,7 @@ async def batch_update(request: Request) -> Response:
                     raise InvalidRequest.field(
                         "update.tags", f"Media {record.id} would have more than {MAX_TAGS} tags.")
                 if tags != record.tags:
-                    retagged[record.seq] = tags
+                    retagged.append((record, tags))
         # A few statements per batch, not per media: the time of a batch of 100 stays that of
         # a single PATCH plus its rows.
         await set_tags_many(conn, owner.team_id, retagged)

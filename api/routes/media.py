@@ -20,15 +20,14 @@ from api.auth import check_ability, optional_key, require_key
 from api.context import ApiContext, context_of
 from api.db.media import (
     MediaRecord,
-    TagMode,
     by_team_ids,
     get_media,
     get_team_media,
-    list_media,
     media_by_external_id,
     replace_tags,
     update_media,
 )
+from api.db.media_list import TagMode, list_media
 from api.errors import Duplicate, InvalidRequest, NotFound, json_response
 from api.intake.request_json import read_json_object
 from api.lifecycle.deletion import delete_media
@@ -53,8 +52,8 @@ def encode_cursor(record: MediaRecord) -> str:
 
 SORT_AT_RANGE = range(-(2**63), 2**63)
 """``media.sort_at`` is a BIGINT."""
-SEQ_RANGE = range(0, 2**31)
-"""``media.seq`` is an INTEGER (32-bit on PostgreSQL, which refuses a larger parameter)."""
+SEQ_RANGE = range(0, 2**63)
+"""``media.seq`` is a BIGINT (revision 0002; PostgreSQL refuses a larger parameter)."""
 
 
 def decode_cursor(cursor: str) -> tuple[int, int]:
@@ -177,9 +176,11 @@ async def patch_handler(request: Request) -> Response:
             if not found:
                 raise NotFound("Image not found.")
             record = found[0]
-            await update_media(conn, record, _changes(record, fields, now))
+            changes = _changes(record, fields, now)
+            await update_media(conn, record, changes)
             if "tags" in fields:
-                await replace_tags(conn, record.seq, owner.team_id, fields["tags"])
+                await replace_tags(conn, record.seq, owner.team_id, fields["tags"],
+                                   changes.get("sort_at", record.sort_at))
             updated = (await get_team_media(conn, owner.team_id, [media_id]))[0]
     except IntegrityError:
         async with ctx.db.read() as conn:

@@ -122,6 +122,9 @@ def test_a_person_manages_their_images(server: RunningServer, context: Any, arti
     page.click("#key-form button[type=submit]")
     page.wait_for_selector("#library", state="visible")
     page.wait_for_function("() => document.querySelector('#usage').dataset.uploadsUsed === '0'")
+    # The usage meter and the first page are two requests: wait for the page's to end.
+    page.wait_for_function(
+        "() => document.querySelector('#grid-status').innerText !== 'Loading...'")
     assert page.inner_text("#grid-status") == "No images match."
 
     # The upload page uses the key saved on the library (one localStorage name).

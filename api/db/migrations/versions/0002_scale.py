@@ -16,6 +16,12 @@ Revises: 0001
   index condition); ``(team_id, namespace, sort_at, seq)`` for namespace and namespace + tags.
   The sweepers' indexes hold only the rows they look for: live rows with an expiry or a
   retention, and deleted rows whose original is not removed yet.
+- ``media_tags.sort_at`` (the media's, kept equal by every write) and the index
+  ``(team_id, tag, sort_at, media_seq)``: a tag's rows in list order, so a page filtered by a
+  rare tag walks only them (``api.db.media_list`` chooses the walk). NOT NULL on PostgreSQL;
+  on SQLite adding that constraint would copy the table, and every write sets it anyway.
+- ``namespace_deletions``: a namespace delete in progress (its rows are marked in committed
+  chunks; a delete that outlives its request is finished by the sweepers).
 - ``removal_lease``: until when a deleter holds a deleted row's removal (originals, rendition
   purge). A process that dies holding it is replaced by the sweeper once it passes.
 """
@@ -62,6 +68,13 @@ def upgrade() -> None:
         sa.Column("media_count", sa.BigInteger, nullable=False),
         sa.Column("bytes", sa.BigInteger, nullable=False),
     )
+    op.create_table(
+        "namespace_deletions",
+        sa.Column("team_id", sa.Integer, sa.ForeignKey("teams.id"), primary_key=True),
+        sa.Column("namespace", sa.String(64), primary_key=True),
+        sa.Column("up_to_seq", sa.BigInteger, nullable=False),
+        sa.Column("claimed_until", sa.BigInteger),
+    )
     op.execute(
         "INSERT INTO namespace_totals (team_id, namespace, media_count, bytes) "
         "SELECT team_id, namespace, count(*), coalesce(sum(filesize), 0) FROM media "
@@ -71,12 +84,24 @@ def upgrade() -> None:
         "UPDATE teams SET storage_bytes = coalesce((SELECT sum(filesize) FROM media "
         "WHERE media.team_id = teams.id AND media.deleted_at IS NULL), 0)"
     )
+    op.add_column("media_tags", sa.Column("sort_at", sa.BigInteger))
+    op.execute("UPDATE media_tags SET sort_at = (SELECT sort_at FROM media "
+               "WHERE media.seq = media_tags.media_seq)")
+    if postgres:
+        op.execute("ALTER TABLE media_tags ALTER COLUMN sort_at SET NOT NULL")
+    op.drop_index("ix_media_tags_team_tag", table_name="media_tags")
+    op.create_index("ix_media_tags_order", "media_tags", ["team_id", "tag", "sort_at",
+                                                          "media_seq"])
     if postgres:
         op.execute("ANALYZE media")
         op.execute("ANALYZE media_tags")
 
 
 def downgrade() -> None:
+    op.drop_table("namespace_deletions")
+    op.drop_index("ix_media_tags_order", table_name="media_tags")
+    op.create_index("ix_media_tags_team_tag", "media_tags", ["team_id", "tag", "media_seq"])
+    op.drop_column("media_tags", "sort_at")
     op.drop_table("namespace_totals")
     for name in ("ix_media_live_order", "ix_media_live_namespace_order",
                  "ix_media_live_expires_at", "ix_media_live_retain_until",
