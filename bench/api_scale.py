@@ -832,7 +832,8 @@ def _slow_plans(by_size: dict[int, SizeResult], sizes: list[int]) -> list[str]:
             if op.p99 >= TARGET_P99_MS or plan.full_scan:
                 if not out:
                     out += ["Plans of the reads that missed the target or scan a table "
-                            "(the statements the route runs, EXPLAINed after the timed run):", ""]
+                            "(the statements the route runs, EXPLAINed after the timed reads, "
+                            "before any write):", ""]
                 out += [f"<details><summary>{_power(n)}: {LABELS[key]} (p99 {op.p99:.1f} ms)"
                         "</summary>", "", "```", plan.text, "```", "", "</details>", ""]
     return out
