@@ -243,8 +243,9 @@ bounded result to sum."""
 async def start_namespace_deletion(conn: AsyncConnection, team_id: int, namespace: str,
                                    claim_until: int) -> int:
     """Record (or extend) the deletion of every row of ``namespace`` that exists now, held by
-    the caller until ``claim_until``; returns the last seq it covers. Any row inserted later
-    gets a larger seq (a sequence only grows), so an upload racing the delete survives it."""
+    the caller until ``claim_until``; returns the last seq it covers. A row inserted after
+    this gets a larger seq (a sequence only grows), so an upload made after the delete was
+    asked survives it; one in flight at that moment may go either way, counted either way."""
     up_to = int((await conn.execute(sa.select(sa.func.coalesce(sa.func.max(media.c.seq), 0))))
                 .scalar_one())
     statement = upsert(conn, namespace_deletions).values(

@@ -75,6 +75,8 @@ def add_rows(database_url: str, team_id: int, count: int, *, namespace: str | No
 
 
 def run(database_url: str, statement: str, **params: Any) -> list[Any]:
+    """One statement in a write transaction of its own; the rows it returned."""
+
     async def go() -> list[Any]:
         db = Database(database_url)
         try:

@@ -32,9 +32,8 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import httpx
 import pytest
-import sqlalchemy as sa
 
-from api.db import Database
+from tests.api.bulk_media import run as run_sql
 from tests.conftest import RunningServer, start_server, stop_server
 
 PG_URL = os.environ.get("IMGPRO_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -162,17 +161,7 @@ class ApiServer:
 
     def sql(self, statement: str, **params: Any) -> list[Any]:
         """Run SQL on the server's database (to set up states like "a month of uploads used")."""
-
-        async def run() -> list[Any]:
-            db = Database(self.database_url)
-            try:
-                async with db.write() as conn:
-                    result = await conn.execute(sa.text(statement), params)
-                    return list(result.all()) if result.returns_rows else []
-            finally:
-                await db.close()
-
-        return asyncio.run(run())
+        return run_sql(self.database_url, statement, **params)
 
     def mails_to(self, address: str) -> list[EmailMessage]:
         """Messages in the server's outbox addressed to ``address``, oldest first."""
