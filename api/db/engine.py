@@ -40,6 +40,7 @@ RECONNECT_PAUSE = 0.25
 """Pause before the second connection attempt: long enough for a restarting server or a
 failed-over address to answer, short against a client's own timeout."""
 DEFAULT_TIMEOUT = 10.0
+PG_SESSION_SETTINGS = {"max_parallel_workers_per_gather": "0"}
 
 
 def normalise_database_url(url: str) -> str:
@@ -63,8 +64,12 @@ class Database:
             # Connecting and every statement are bounded too: a database that stops answering
             # (a cut network drops packets, it does not refuse them) must become a 503 in
             # seconds, not hold a request for TCP's minutes.
+            # No parallel workers: every API statement is a page of at most 100 rows or a
+            # bounded batch, where starting workers costs more than it saves (measured in
+            # README "A million media per team").
             options.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
-                           connect_args={"timeout": timeout, "command_timeout": timeout})
+                           connect_args={"timeout": timeout, "command_timeout": timeout,
+                                         "server_settings": PG_SESSION_SETTINGS})
         self.engine: AsyncEngine = create_async_engine(self.url, **options)
         self.dialect = self.engine.dialect.name
         if self.dialect == "sqlite":
