@@ -92,7 +92,7 @@ async def delete_namespace(ctx: ApiContext, team_id: int, namespace: str) -> int
                 deleted += await namespace_rows_left(conn, team_id, namespace, up_to)
                 await end_namespace_deletion(conn, team_id, namespace, done=False)
     finally:
-        ctx.sweep_now.set()  # removals to do; and if this request broke off, its deletion
+        ctx.sweep_now.set()  # removals to do, and the marking if this request left some
     return deleted
 
 
