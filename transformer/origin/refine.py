@@ -71,7 +71,10 @@ class LaneProcess:
         for process in list(getattr(executor, "_processes", {}).values()):
             with contextlib.suppress(Exception):
                 process.kill()  # a long final encode need not finish during a shutdown
-        executor.shutdown(wait=False, cancel_futures=True)
+        # Wait for the executor's management thread (quick: its child is dead). Left running,
+        # it races concurrent.futures' exit hook, which then writes to the wakeup pipe the
+        # thread is closing: "Exception ignored ... Bad file descriptor" in the log at exit.
+        executor.shutdown(wait=True, cancel_futures=True)
 
 
 class RefineLane:
