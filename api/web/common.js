@@ -25,6 +25,27 @@ window.imgpro = (function () {
 
   function keyLabel(key) { return key.slice(0, 13) + "..."; }
 
+  // The key form both pages have (#key-form with #key-input, #key-forget): saving or forgetting
+  // the key calls ``changed``; a browser that refuses to store it is told through ``say``.
+  function bindKeyForm(changed, say) {
+    document.querySelector("#key-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const input = document.querySelector("#key-input");
+      const key = input.value.trim();
+      if (!key) return;
+      if (!storeKey(key)) {
+        say("This browser does not allow storing the key.");
+        return;
+      }
+      input.value = "";
+      changed();
+    });
+    document.querySelector("#key-forget").addEventListener("click", () => {
+      forgetKey();
+      changed();
+    });
+  }
+
   // ---- Calling the API ---------------------------------------------------------------
   // Resolves to {status, body, headers} for every HTTP answer (body null when not JSON);
   // rejects only when the server cannot be reached.
@@ -135,7 +156,8 @@ window.imgpro = (function () {
   function when(unixSeconds) { return new Date(unixSeconds * 1000).toLocaleString(); }
 
   return {
-    KEY_STORAGE, SIZES, FORMATS, storedKey, storeKey, forgetKey, keyLabel, api, errorText,
+    KEY_STORAGE, SIZES, FORMATS, storedKey, storeKey, forgetKey, keyLabel, bindKeyForm, api,
+    errorText,
     copy, copyButton, flash, link, cdnUrl, renditionWidth, humanBytes, when,
   };
 }());

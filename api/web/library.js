@@ -7,7 +7,7 @@
 
 (function () {
   const {
-    SIZES, FORMATS, storedKey, storeKey, keyLabel, api, errorText, copyButton, link, cdnUrl,
+    SIZES, FORMATS, storedKey, bindKeyForm, keyLabel, api, errorText, copyButton, link, cdnUrl,
     renditionWidth, humanBytes, when,
   } = window.imgpro;
   const PAGE_SIZE = 48;
@@ -43,23 +43,6 @@
     refreshUsage();
     loadNamespaces();
     reload();
-  }
-
-  function saveKey(event) {
-    event.preventDefault();
-    const key = $("#key-input").value.trim();
-    if (!key) return;
-    if (!storeKey(key)) {
-      setKeyStatus("This browser does not allow storing the key.");
-      return;
-    }
-    $("#key-input").value = "";
-    showKeyState();
-  }
-
-  function forgetKey() {
-    window.imgpro.forgetKey();
-    showKeyState();
   }
 
   // A 401 means the stored key is wrong: say so once, where the key is.
@@ -510,8 +493,7 @@
   }
 
   function init() {
-    $("#key-form").addEventListener("submit", saveKey);
-    $("#key-forget").addEventListener("click", forgetKey);
+    bindKeyForm(showKeyState, setKeyStatus);
     $("#notice-close").addEventListener("click", () => { $("#notice").hidden = true; });
 
     $("#filters").addEventListener("submit", (event) => {

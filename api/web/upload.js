@@ -6,7 +6,7 @@
 
 (function () {
   const {
-    SIZES, FORMATS, storedKey, storeKey, keyLabel, api, errorText, copyButton, link, cdnUrl,
+    SIZES, FORMATS, storedKey, bindKeyForm, keyLabel, api, errorText, copyButton, link, cdnUrl,
     humanBytes,
   } = window.imgpro;
   const PARALLEL = 3; // uploads in flight at once; the rest wait their turn
@@ -42,23 +42,6 @@
         }
       })
       .catch(() => setKeyStatus("Using key " + keyLabel(key) + " (server not reachable)"));
-  }
-
-  function saveKey(event) {
-    event.preventDefault();
-    const key = $("#key-input").value.trim();
-    if (!key) return;
-    if (!storeKey(key)) {
-      setKeyStatus("This browser does not allow storing the key.");
-      return;
-    }
-    $("#key-input").value = "";
-    showKeyState();
-  }
-
-  function forgetKey() {
-    window.imgpro.forgetKey();
-    showKeyState();
   }
 
   // ---- Upload list -------------------------------------------------------------------
@@ -208,8 +191,7 @@
 
   // ---- Wiring ------------------------------------------------------------------------
   function init() {
-    $("#key-form").addEventListener("submit", saveKey);
-    $("#key-forget").addEventListener("click", forgetKey);
+    bindKeyForm(showKeyState, setKeyStatus);
     const input = $("#file-input");
     input.addEventListener("change", () => { addFiles(input.files); input.value = ""; });
 
