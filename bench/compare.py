@@ -50,7 +50,7 @@ from bench.compare_report import (
     soak_table,
     targets_table,
 )
-from bench.corpus import corpus_dir
+from bench.corpus import corpus_dir, corpus_label
 from bench.inprocess_limit import miss_effort, render
 from bench.process_memory import RssSampler
 from bench.server_process import ServerFailed, ServerSpec, start
@@ -464,7 +464,7 @@ def render_report(run: Run, command: str, started: dt.datetime, host_before: str
         f"- command: `{command}`",
         f"- host at start: {host_before}",
         f"- host at end: {host_line()}",
-        f"- corpus: {len(run.photos)} photos from {run.args.corpus}, served as "
+        f"- corpus: {len(run.photos)} photos from {corpus_label(run.args.corpus)}, served as "
         f"{len(run.served)} names (copies, so that concurrent requests are distinct cold misses; "
         f"our server also sees a new team hash on each pass, of {len(ours_teams())}); "
         f"{run.args.duration:g} s per cell; "

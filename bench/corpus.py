@@ -21,3 +21,14 @@ def corpus_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
             "columns), e.g. the shared corpus, or tests/images' built set "
             "(python tests/images/build.py prints where it is)")
     return candidate.resolve()
+
+
+def corpus_label(path: Path) -> str:
+    """How a report names the corpus: relative to the repository (``../shared/corpus``), so a
+    report written here says nothing of this machine's paths; a folder elsewhere is named
+    by its own name only, as set through IMGPRO_CORPUS."""
+    try:
+        return os.path.relpath(path, REPO_ROOT) if path.is_relative_to(REPO_ROOT.parent) \
+            else f"IMGPRO_CORPUS ({path.name})"
+    except ValueError:  # another drive (Windows)
+        return f"IMGPRO_CORPUS ({path.name})"

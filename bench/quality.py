@@ -59,6 +59,7 @@ import pyvips
 
 import transformer
 from bench import participants
+from bench.corpus import corpus_dir, corpus_label
 from bench.quality_metrics import (
     Ssimulacra2Reference,
     decoded,
@@ -82,7 +83,6 @@ from transformer._encoder_settings import (
 from transformer._pipeline import PIPELINE, Job, encode_image
 
 REPO_ROOT = participants.REPO_ROOT
-DEFAULT_CORPUS = Path(os.environ.get("IMGPRO_CORPUS") or REPO_ROOT.parent / "shared" / "corpus")
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "imgpro-bench"
 QS = (50, 60, 70, 80, 90)
 QUICK_QS = (70, 80, 90)
@@ -629,7 +629,7 @@ def render_report(run: Run, command: str, started: dt.datetime, host: str) -> st
         f"- date: {started:%Y-%m-%d %H:%M} UTC{quick}",
         f"- command: `{command}`",
         f"- host: {host}",
-        f"- corpus: {len(run.photos)} photos from {run.args.corpus}; q sweep "
+        f"- corpus: {len(run.photos)} photos from {corpus_label(run.args.corpus)}; q sweep "
         f"{', '.join(map(str, run.qs))}; target score per photo = ipx's at q{REFERENCE_Q}",
         f"- libvips {pyvips.version(0)}.{pyvips.version(1)}.{pyvips.version(2)} (pyvips-binary "
         f"{_version('pyvips-binary')}), pyjpegli {_version('pyjpegli')}, ssimulacra2 "
@@ -742,7 +742,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-server", action="store_true")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2,
                         help="scoring processes")
-    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    parser.add_argument("--corpus", type=Path, default=None,
+                        help="photos + MANIFEST.tsv (default: IMGPRO_CORPUS, ../shared/corpus)")
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--no-score-cache", action="store_true")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results" / "quality.md")
@@ -769,6 +770,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     started = dt.datetime.now(dt.UTC)
     host = host_line()
+    args.corpus = corpus_dir(args.corpus)
     photos = load_photos(args.corpus)
     if args.quick:
         photos = [p for p in photos if p.path.name in QUICK_PHOTOS]

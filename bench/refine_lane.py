@@ -43,7 +43,7 @@ import httpx
 from bench import participants
 from bench.compare import host_line
 from bench.compare_report import markdown_table
-from bench.corpus import corpus_dir
+from bench.corpus import corpus_dir, corpus_label
 from bench.process_memory import RssSampler
 from bench.server_process import RunningServer, ServerSpec, start
 from bench.workloads import (
@@ -325,9 +325,9 @@ def render_report(report: Report, command: str, started: dt.datetime, host_befor
         f"- command: `{command}`",
         f"- host at start: {host_before}",
         f"- host at end: {host_line()}",
-        f"- corpus: {len(photos)} photos from {args.corpus}; our server `--role cdn`, "
-        f"IMGPRO_WORKERS={args.workers}, default memory and disk caches (empty: a fresh data "
-        "dir per server), every other setting at its default but IMGPRO_REFINE",
+        f"- corpus: {len(photos)} photos from {corpus_label(args.corpus)}; our server "
+        f"`--role cdn`, IMGPRO_WORKERS={args.workers}, default memory and disk caches (empty: a "
+        "fresh data dir per server), every other setting at its default but IMGPRO_REFINE",
         f"- load: wrk, 1 thread, {args.connections} connections, {args.duration:g} s per cell, "
         f"distinct {args.size} WebP URLs (a new team hash on each pass over the names), cells "
         f"in the order {', '.join(args.order)}, a fresh server each; req/s counts 2xx answers",
