@@ -155,13 +155,14 @@ class Database:
         return DatabaseUnavailable(f"lost the database connection: {describe(error)}",
                                    outcome_unknown=committing)
 
-    async def migrate(self) -> None:
-        """Apply alembic revisions up to head, once, even with several processes starting."""
+    async def migrate(self, revision: str = "head") -> None:
+        """Apply alembic revisions up to ``revision`` (tests stop at an older one), once, even
+        with several processes starting."""
         async with self.write() as conn:
             if self.dialect == "postgresql":
                 await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"),
                                    {"key": _MIGRATION_LOCK})
-            await conn.run_sync(_upgrade_to_head)
+            await conn.run_sync(_upgrade_to, revision)
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -186,14 +187,14 @@ def upsert(conn: AsyncConnection, table: sa.Table) -> Any:
     return module.insert(table)
 
 
-def _upgrade_to_head(connection: sa.Connection) -> None:
+def _upgrade_to(connection: sa.Connection, revision: str) -> None:
     from alembic import command  # imported here: only start-up needs it (~0.4 s of imports)
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
-    command.upgrade(config, "head")
+    command.upgrade(config, revision)
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

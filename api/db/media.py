@@ -260,39 +260,38 @@ async def claim_namespace_deletion(conn: AsyncConnection, now: int,
                                    claim_until: int) -> tuple[int, str, int] | None:
     """Take one deletion nobody holds (its request answered, or its worker died):
     (team_id, namespace, up_to_seq), or None."""
-    free = (sa.select(namespace_deletions.c.team_id, namespace_deletions.c.namespace)
+    free = (sa.select(namespace_deletions.c.team_id, namespace_deletions.c.namespace,
+                      namespace_deletions.c.up_to_seq)
             .where(sa.or_(namespace_deletions.c.claimed_until.is_(None),
                           namespace_deletions.c.claimed_until <= now))
             .limit(1).with_for_update(skip_locked=True))
     found = (await conn.execute(free)).first()
     if found is None:
         return None
-    await conn.execute(sa.update(namespace_deletions).where(
-        namespace_deletions.c.team_id == found[0], namespace_deletions.c.namespace == found[1],
-    ).values(claimed_until=claim_until))
-    up_to = (await conn.execute(sa.select(namespace_deletions.c.up_to_seq).where(
-        namespace_deletions.c.team_id == found[0],
-        namespace_deletions.c.namespace == found[1]))).scalar_one()
-    return int(found[0]), str(found[1]), int(up_to)
+    team_id, namespace, up_to = int(found[0]), str(found[1]), int(found[2])
+    await claim_more(conn, team_id, namespace, claim_until)
+    return team_id, namespace, up_to
 
 
 async def claim_more(conn: AsyncConnection, team_id: int, namespace: str,
-                     claim_until: int) -> None:
-    """Extend a held deletion's claim (between chunks)."""
-    await conn.execute(sa.update(namespace_deletions).where(
-        namespace_deletions.c.team_id == team_id, namespace_deletions.c.namespace == namespace,
-    ).values(claimed_until=claim_until))
+                     claim_until: int | None) -> None:
+    """Hold a deletion until ``claim_until`` (between chunks: longer), or release it (None)."""
+    await conn.execute(sa.update(namespace_deletions)
+                       .where(_deletion(team_id, namespace)).values(claimed_until=claim_until))
 
 
 async def end_namespace_deletion(conn: AsyncConnection, team_id: int, namespace: str, *,
                                  done: bool) -> None:
     """Forget a finished deletion, or release an unfinished one to the sweepers."""
-    where = sa.and_(namespace_deletions.c.team_id == team_id,
-                    namespace_deletions.c.namespace == namespace)
     if done:
-        await conn.execute(sa.delete(namespace_deletions).where(where))
+        await conn.execute(sa.delete(namespace_deletions).where(_deletion(team_id, namespace)))
     else:
-        await conn.execute(sa.update(namespace_deletions).where(where).values(claimed_until=None))
+        await claim_more(conn, team_id, namespace, None)
+
+
+def _deletion(team_id: int, namespace: str) -> sa.ColumnElement[bool]:
+    return sa.and_(namespace_deletions.c.team_id == team_id,
+                   namespace_deletions.c.namespace == namespace)
 
 
 def _in_namespace(team_id: int, namespace: str, up_to_seq: int) -> sa.ColumnElement[bool]:

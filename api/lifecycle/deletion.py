@@ -78,15 +78,9 @@ async def delete_namespace(ctx: ApiContext, team_id: int, namespace: str) -> int
                                                ctx.now() + int(budget) + CLAIM_SECONDS)
     deleted, done = 0, False
     try:
-        while time.monotonic() < deadline:
-            async with ctx.db.write() as conn:
-                count = await mark_namespace_chunk(conn, team_id, namespace, up_to, ctx.now())
-                deleted += count
-                if count < NAMESPACE_CHUNK:
-                    await end_namespace_deletion(conn, team_id, namespace, done=True)
-                    done = True
-            if done:
-                break
+        while not done and time.monotonic() < deadline:
+            count, done = await _mark_chunk(ctx, team_id, namespace, up_to, None)
+            deleted += count
         if not done:
             async with ctx.db.write() as conn:
                 deleted += await namespace_rows_left(conn, team_id, namespace, up_to)
@@ -106,14 +100,25 @@ async def sweep_namespace_deletions(ctx: ApiContext) -> int:
         if job is None:
             return marked
         team_id, namespace, up_to = job
-        while True:
-            async with ctx.db.write() as conn:
-                count = await mark_namespace_chunk(conn, team_id, namespace, up_to, ctx.now())
-                marked += count
-                if count < NAMESPACE_CHUNK:
-                    await end_namespace_deletion(conn, team_id, namespace, done=True)
-                    break
-                await claim_more(conn, team_id, namespace, ctx.now() + CLAIM_SECONDS)
+        done = False
+        while not done:
+            count, done = await _mark_chunk(ctx, team_id, namespace, up_to,
+                                            ctx.now() + CLAIM_SECONDS)
+            marked += count
+
+
+async def _mark_chunk(ctx: ApiContext, team_id: int, namespace: str, up_to: int,
+                      claim_until: int | None) -> tuple[int, bool]:
+    """One chunk of a deletion in its own transaction: (rows marked, deletion done). The last
+    chunk forgets the deletion; any other extends the claim when ``claim_until`` is given."""
+    async with ctx.db.write() as conn:
+        count = await mark_namespace_chunk(conn, team_id, namespace, up_to, ctx.now())
+        done = count < NAMESPACE_CHUNK
+        if done:
+            await end_namespace_deletion(conn, team_id, namespace, done=True)
+        elif claim_until is not None:
+            await claim_more(conn, team_id, namespace, claim_until)
+    return count, done
 
 
 async def sweep_removals(ctx: ApiContext, *, max_batches: int | None = None) -> int:

@@ -10,12 +10,9 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from sqlalchemy.dialects import postgresql, sqlite
 
 from api.db import Database
-from api.db.engine import MIGRATIONS
 from api.db.media import insert_media, records
 from api.db.media_list import MEDIA_WALK, Walk, choose_walk, list_query
 from tests.api.bulk_media import add_rows, run
@@ -40,13 +37,7 @@ def _upgrade(url: str, revision: str) -> None:
     async def go() -> None:
         db = Database(url)
         try:
-            async with db.write() as conn:
-                def upgrade(connection: sa.Connection) -> None:
-                    config = Config()
-                    config.set_main_option("script_location", str(MIGRATIONS))
-                    config.attributes["connection"] = connection
-                    command.upgrade(config, revision)
-                await conn.run_sync(upgrade)
+            await db.migrate(revision)
         finally:
             await db.close()
 
