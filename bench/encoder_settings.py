@@ -41,6 +41,7 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
 from bench.corpus import corpus_dir  # noqa: E402
+from bench.ssim_formula import ssim_map  # noqa: E402
 from transformer import SAVE_SUFFIX, configure, encoder_options, transform  # noqa: E402
 from transformer._sizing import target_dimensions  # noqa: E402
 
@@ -128,14 +129,7 @@ def ssim(reference: pyvips.Image, test: pyvips.Image) -> float:
     def mean(image: pyvips.Image) -> pyvips.Image:
         return image.convsep(blur, precision="float")
 
-    mu_x, mu_y = mean(x), mean(y)
-    var_x = mean(x * x) - mu_x * mu_x
-    var_y = mean(y * y) - mu_y * mu_y
-    cov = mean(x * y) - mu_x * mu_y
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
-        (mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2))
-    return float(ssim_map.avg())
+    return float(ssim_map(x, y, mean).avg())
 
 
 def psnr(reference: pyvips.Image, test: pyvips.Image) -> float:

@@ -28,6 +28,8 @@ import numpy as np
 import pyvips
 from ssimulacra2 import ssimulacra2 as _s2
 
+from bench.ssim_formula import ssim_map
+
 WHITE = [255.0, 255.0, 255.0]
 
 
@@ -139,14 +141,7 @@ def ssim_luma(reference: np.ndarray, test: np.ndarray) -> float:
     def mean(plane: np.ndarray) -> np.ndarray:
         return ndimage.gaussian_filter(plane, 1.5, truncate=3.5, mode="reflect")
 
-    mu_x, mu_y = mean(x), mean(y)
-    var_x = mean(x * x) - mu_x * mu_x
-    var_y = mean(y * y) - mu_y * mu_y
-    cov = mean(x * y) - mu_x * mu_y
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
-        (mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2))
-    return float(ssim_map.mean())
+    return float(ssim_map(x, y, mean).mean())
 
 
 # ---- equal-score interpolation -----------------------------------------------------------------
