@@ -68,6 +68,16 @@ def browser() -> Iterator[Any]:
             chromium.close()
 
 
+@pytest.fixture
+def context(browser: Any) -> Iterator[Any]:
+    """A fresh browser context (a desktop-sized window) for one test."""
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        yield ctx
+    finally:
+        ctx.close()
+
+
 @pytest.fixture(scope="session")
 def artifacts() -> Path:
     """Where screenshots go (gitignored by default): kept after the run for people to look at."""

@@ -37,15 +37,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
         yield running
 
 
-@pytest.fixture
-def context(browser: Any) -> Iterator[Any]:
-    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
-    try:
-        yield ctx
-    finally:
-        ctx.close()
-
-
 def make_image(path: Path, fmt: str, size: tuple[int, int], colour: str) -> Path:
     image = Image.new("RGB", size, colour)
     draw = ImageDraw.Draw(image)

@@ -30,15 +30,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
         yield running
 
 
-@pytest.fixture
-def context(browser: Any) -> Iterator[Any]:
-    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
-    try:
-        yield ctx
-    finally:
-        ctx.close()
-
-
 def corpus_file(corpus: list[CorpusImage], name: str) -> CorpusImage:
     return next(image for image in corpus if image.path.name == name)
 
