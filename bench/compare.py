@@ -20,7 +20,6 @@ import datetime as dt
 import json
 import math
 import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -51,6 +50,7 @@ from bench.compare_report import (
     targets_table,
 )
 from bench.corpus import corpus_dir, corpus_label
+from bench.host import host_line
 from bench.inprocess_limit import miss_effort, render
 from bench.process_memory import RssSampler
 from bench.server_process import ServerFailed, ServerSpec, start
@@ -436,22 +436,6 @@ def soak(run: Run, seconds: float) -> None:
 
 
 # ---- report -----------------------------------------------------------------------------------
-
-
-def host_line() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (
-        f"{platform.node()}: {os.cpu_count()} cores ({model}), Linux {platform.release()}, "
-        f"load average {load}"
-    )
 
 
 def render_report(run: Run, command: str, started: dt.datetime, host_before: str) -> str:

@@ -37,7 +37,6 @@ import datetime as dt
 import hashlib
 import json
 import os
-import platform
 import resource
 import shlex
 import shutil
@@ -60,6 +59,7 @@ import pyvips
 import transformer
 from bench import participants
 from bench.corpus import corpus_dir, corpus_label
+from bench.host import host_line
 from bench.quality_metrics import (
     Ssimulacra2Reference,
     decoded,
@@ -702,19 +702,6 @@ def raw_json(run: Run) -> dict[str, Any]:
                     "ssimulacra2": r.s2, "ssim": r.ssim} for k, r in run.single.items()],
         "skipped": run.skipped,
     }
-
-
-def host_line() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    return f"{os.cpu_count()} cores ({model}), Linux {platform.release()}, load average {load}"
 
 
 # ---- command line ------------------------------------------------------------------------------

@@ -41,9 +41,9 @@ from pathlib import Path
 import httpx
 
 from bench import participants
-from bench.compare import host_line
 from bench.compare_report import markdown_table
 from bench.corpus import corpus_dir, corpus_label
+from bench.host import host_line
 from bench.process_memory import RssSampler
 from bench.server_process import RunningServer, ServerSpec, start
 from bench.workloads import (
