@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from dockerfile_parse import DockerfileParser
 
+from api.serving.server import MALLOC_ENV
 from api.settings import Settings
 from tests.conftest import RunningServer
 
@@ -74,7 +75,7 @@ def test_environment_binds_all_interfaces_keeps_data_in_a_volume_and_caps_arenas
     dockerfile: DockerfileParser, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env = dockerfile.envs  # the final stage's environment
-    assert env["MALLOC_ARENA_MAX"] == "2"
+    assert {name: env.get(name) for name in MALLOC_ENV} == MALLOC_ENV  # as imgpro serve sets
     assert env["IMGPRO_HOST"] == "0.0.0.0"
     assert env["IMGPRO_DATA_DIR"] == "/data"
     stage = final_stage(dockerfile)

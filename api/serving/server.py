@@ -17,22 +17,34 @@ from uvicorn.supervisors import Multiprocess
 from api.serving.http_protocol import BoundedHttpToolsProtocol
 from api.settings import Settings
 
+_M_TOP_PAD = -2
 _M_MMAP_THRESHOLD = -3
 _M_ARENA_MAX = -8
 
 MALLOC_ARENAS = 2
 MALLOC_MMAP_THRESHOLD = 1024 * 1024
+MALLOC_TOP_PAD = 16 * 1024 * 1024
 MALLOC_ENV = {"MALLOC_ARENA_MAX": str(MALLOC_ARENAS),
-              "MALLOC_MMAP_THRESHOLD_": str(MALLOC_MMAP_THRESHOLD)}
+              "MALLOC_MMAP_THRESHOLD_": str(MALLOC_MMAP_THRESHOLD),
+              "MALLOC_TOP_PAD_": str(MALLOC_TOP_PAD)}
 """The same settings as environment variables, which ``imgpro serve`` sets for its workers."""
 
 
-def tune_malloc(arenas: int = MALLOC_ARENAS, mmap_threshold: int = MALLOC_MMAP_THRESHOLD) -> None:
-    """MALLOC_ARENA_MAX and MALLOC_MMAP_THRESHOLD_ for this process, which glibc read before
-    ``imgpro serve`` could set them (worker processes get them from the environment).
+def tune_malloc(arenas: int = MALLOC_ARENAS, mmap_threshold: int = MALLOC_MMAP_THRESHOLD,
+                top_pad: int = MALLOC_TOP_PAD) -> None:
+    """MALLOC_ARENA_MAX, MALLOC_MMAP_THRESHOLD_ and MALLOC_TOP_PAD_ for this process, which
+    glibc read before ``imgpro serve`` could set them (worker processes get them from the
+    environment).
 
     A fixed mmap threshold also stops glibc's dynamic threshold from climbing to 32 MB, after
     which freed decode buffers stay in the heap and RSS creeps up under a long cold load.
+
+    The top pad keeps up to 16 MB of freed heap top per arena instead of giving it back at
+    once (glibc's default keeps 128 KB). A miss allocates and frees many sub-megabyte libvips
+    and codec buffers; with the default every request grew the heap again, about 2,100 page
+    faults (8 MB of zeroed pages) per m JPEG miss, and the kernel's share of a worker's CPU was
+    10 % against 2 % for the same transforms in-process. With the pad: 58 faults per miss, CPU
+    per miss 58.0 -> 48.9 ms, RSS +21 MB per worker (README, "Miss speed: the allocator").
     """
     libc_name = ctypes.util.find_library("c")
     if not libc_name:
@@ -41,6 +53,7 @@ def tune_malloc(arenas: int = MALLOC_ARENAS, mmap_threshold: int = MALLOC_MMAP_T
         libc = ctypes.CDLL(libc_name)
         libc.mallopt(_M_ARENA_MAX, arenas)
         libc.mallopt(_M_MMAP_THRESHOLD, mmap_threshold)
+        libc.mallopt(_M_TOP_PAD, top_pad)
 
 
 def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
