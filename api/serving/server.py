@@ -12,9 +12,12 @@ from collections.abc import Callable
 from types import FrameType
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
+from uvicorn.supervisors.multiprocess import Process
 
 from api.serving.http_protocol import BoundedHttpToolsProtocol
+from api.serving.worker_sockets import bind_worker_sockets, join_group
 from api.settings import Settings
 
 _M_TOP_PAD = -2
@@ -61,14 +64,84 @@ def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
 
 
 class Supervisor(Multiprocess):
-    """uvicorn's worker supervisor, except that on SIGTERM/SIGINT it closes its own copy of
-    the listening socket before telling the workers to drain.
+    """uvicorn's worker supervisor, with two changes.
 
-    The workers close theirs at the start of their graceful shutdown; while the supervisor
-    still held one, the kernel kept completing handshakes that nobody would ever accept, so
-    clients hung until the drain ended and were then reset, instead of being refused at once
-    and retried on another node by the load balancer.
+    On SIGTERM/SIGINT it closes its own copies of the listening sockets before telling the
+    workers to drain. The workers close theirs at the start of their graceful shutdown; while
+    the supervisor still held one, the kernel kept completing handshakes that nobody would ever
+    accept, so clients hung until the drain ended and were then reset, instead of being refused
+    at once and retried on another node by the load balancer.
+
+    With ``worker_sockets`` (``api.serving.worker_sockets``), worker *i* listens on socket *i*
+    of one reuseport group instead of all workers on one socket, so the kernel spreads new
+    connections over the workers; a replacement for a dead worker gets its socket back. The
+    methods that create processes are uvicorn 0.54's with that one difference (pinned in
+    pyproject.toml; ``tests/api/serving/test_uvicorn_fence.py`` names what they use).
     """
+
+    def __init__(self, config: uvicorn.Config, sockets: list[socket.socket],
+                 worker_sockets: list[socket.socket] | None = None) -> None:
+        super().__init__(config, sockets)
+        self.worker_sockets = worker_sockets
+
+    def _sockets_of(self, index: int) -> list[socket.socket]:
+        """What worker ``index`` listens on: its own socket (if any), then the shared ones."""
+        own = [self.worker_sockets[index]] if self.worker_sockets is not None else []
+        return own + self.sockets
+
+    def init_processes(self) -> None:
+        for index in range(self.processes_num):
+            process = Process(self.config, self._sockets_of(index))
+            process.start()
+            self.processes.append(process)
+
+    def restart_all(self) -> None:
+        for index, old_process in enumerate(self.processes):
+            if self.should_exit.is_set():
+                return
+            new_process = Process(self.config, self._sockets_of(index))
+            new_process.start()
+            if not new_process.wait_until_ready(self.config.timeout_worker_healthcheck,
+                                                self.should_exit):
+                new_process.kill()
+                new_process.join()
+                return
+            old_process.terminate()
+            old_process.join()
+            self.processes[index] = new_process
+
+    def keep_subprocess_alive(self) -> None:
+        if self.should_exit.is_set():
+            return
+        for index, process in enumerate(self.processes):
+            if process.is_alive(timeout=self.config.timeout_worker_healthcheck):
+                continue
+            process.kill()  # hung: kill it
+            process.join()
+            if process.exitcode == STARTUP_FAILURE:
+                # Failed before serving: the app or the bind is broken and would fail again.
+                self.should_exit.set()
+                return
+            if self.should_exit.is_set():
+                return
+            replacement = Process(self.config, self._sockets_of(index))
+            replacement.start()
+            self.processes[index] = replacement
+
+    def handle_ttin(self) -> None:
+        if self.worker_sockets is not None:
+            self.worker_sockets.append(join_group(self.worker_sockets[0]))
+        self.processes_num += 1
+        process = Process(self.config, self._sockets_of(self.processes_num - 1))
+        process.start()
+        self.processes.append(process)
+
+    def handle_ttou(self) -> None:
+        if self.processes_num <= 1:
+            return
+        super().handle_ttou()
+        if self.worker_sockets is not None:  # nobody accepts on it any more: out of the group
+            self.worker_sockets.pop().close()
 
     def handle_term(self) -> None:
         self._stop_listening()
@@ -79,7 +152,7 @@ class Supervisor(Multiprocess):
         super().handle_int()
 
     def _stop_listening(self) -> None:
-        for sock in self.sockets:
+        for sock in [*(self.worker_sockets or []), *self.sockets]:
             sock.close()
 
 
@@ -116,9 +189,13 @@ def run(settings: Settings) -> int:
         timeout_graceful_shutdown=settings.shutdown_timeout,  # type: ignore[arg-type]
         log_level="warning",
     )
-    sock = config.bind_socket()
-    port = sock.getsockname()[1]
-    sockets = [sock]
+    worker_sockets = bind_worker_sockets(settings.host, settings.port, settings.workers)
+    if worker_sockets is None:
+        sockets = [config.bind_socket()]  # one socket, shared by the workers if several
+        port = sockets[0].getsockname()[1]
+    else:
+        sockets = []
+        port = worker_sockets[0].getsockname()[1]
     # Workers and URL defaults must see the real port when --port 0 picked a free one.
     os.environ["IMGPRO_PORT"] = str(port)
     settings = bound[0] = settings.model_copy(update={"port": port})
@@ -136,7 +213,7 @@ def run(settings: Settings) -> int:
     # the stop was clean.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     if settings.workers > 1:
-        Supervisor(config, sockets=sockets).run()
+        Supervisor(config, sockets=sockets, worker_sockets=worker_sockets).run()
     else:
         uvicorn.Server(config).run(sockets=sockets)
     return 0

@@ -9,6 +9,7 @@ the hit path fails in some less obvious way.
 from __future__ import annotations
 
 import asyncio
+import signal
 
 import uvicorn
 from uvicorn.config import Config
@@ -71,3 +72,31 @@ def test_the_internals_we_use_exist() -> None:
         assert isinstance(httptools_impl.STATUS_LINE[200], bytes), _why(["STATUS_LINE"])
 
     asyncio.run(check())
+
+
+SUPERVISOR_METHODS = ("init_processes", "restart_all", "keep_subprocess_alive", "handle_ttin",
+                      "handle_ttou", "handle_term", "handle_int")
+SUPERVISOR_ATTRIBUTES = ("config", "sockets", "processes", "processes_num", "should_exit")
+PROCESS_METHODS = ("start", "kill", "join", "terminate", "is_alive", "wait_until_ready")
+
+
+def test_the_supervisor_internals_we_override_exist() -> None:
+    """``api.serving.server.Supervisor`` replaces uvicorn's process-creating methods to give
+    each worker its own socket: they must still be the ones uvicorn calls, with the state they
+    read."""
+    from uvicorn.config import STARTUP_FAILURE
+    from uvicorn.supervisors import Multiprocess
+    from uvicorn.supervisors.multiprocess import SIGNALS, Process
+
+    config = Config("api.serving.app:create_app", workers=2, log_level="warning")
+    handlers = {sig: signal.getsignal(sig) for sig in SIGNALS}
+    try:
+        supervisor = Multiprocess(config, sockets=[])  # it installs its signal handlers...
+    finally:
+        for sig, handler in handlers.items():  # ...which this test process must not keep
+            signal.signal(sig, handler)
+    missing = _missing(Multiprocess, SUPERVISOR_METHODS) + _missing(supervisor,
+                                                                    SUPERVISOR_ATTRIBUTES)
+    missing += [f"Process.{n}" for n in _missing(Process, PROCESS_METHODS)]
+    missing += [] if isinstance(STARTUP_FAILURE, int) else ["STARTUP_FAILURE"]
+    assert not missing, _why(missing)
