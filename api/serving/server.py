@@ -46,8 +46,9 @@ def tune_malloc(arenas: int = MALLOC_ARENAS, mmap_threshold: int = MALLOC_MMAP_T
     once (glibc's default keeps 128 KB). A miss allocates and frees many sub-megabyte libvips
     and codec buffers; with the default every request grew the heap again, about 2,100 page
     faults (8 MB of zeroed pages) per m JPEG miss, and the kernel's share of a worker's CPU was
-    10 % against 2 % for the same transforms in-process. With the pad: 58 faults per miss, CPU
-    per miss 58.0 -> 48.9 ms, RSS +21 MB per worker (README, "Miss speed: the allocator").
+    10 % against 2 % for the same transforms in-process. With the pad: 74-87 faults per miss
+    against 1,748-2,485, CPU per miss about 11 % lower, RSS about +22 MB per worker
+    (``python -m bench.miss_cost``; README, "Miss speed").
     """
     libc_name = ctypes.util.find_library("c")
     if not libc_name:
