@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     port: int = Field(8080, ge=0, le=65535)
     data_dir: Path = Path("./imgpro-data")
     workers: int = Field(1, ge=1)
+    worker_sockets: Literal["own", "shared"] = "own"
+    """With several workers: ``own`` gives each its listening socket in one SO_REUSEPORT group
+    (Linux; the kernel spreads connections), ``shared`` one socket for all (uvicorn's way)."""
     role: Role = "all"
 
     public_url: str | None = None

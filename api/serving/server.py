@@ -190,7 +190,8 @@ def run(settings: Settings) -> int:
         timeout_graceful_shutdown=settings.shutdown_timeout,  # type: ignore[arg-type]
         log_level="warning",
     )
-    worker_sockets = bind_worker_sockets(settings.host, settings.port, settings.workers)
+    worker_sockets = (bind_worker_sockets(settings.host, settings.port, settings.workers)
+                      if settings.worker_sockets == "own" else None)
     if worker_sockets is None:
         sockets = [config.bind_socket()]  # one socket, shared by the workers if several
         port = sockets[0].getsockname()[1]

@@ -90,3 +90,15 @@ def test_port_zero_gives_one_free_port_to_every_socket() -> None:
     finally:
         for sock in socks:
             sock.close()
+
+
+def test_shared_setting_keeps_one_socket_for_all_workers(server_factory) -> None:  # type: ignore[no-untyped-def]
+    server = server_factory({"IMGPRO_ROLE": "cdn", "IMGPRO_WORKER_SOCKETS": "shared"},
+                            args=["--workers", "2"])
+    port = int(server.url.rsplit(":", 1)[1])
+    seen: set[int] = set()
+    deadline = time.monotonic() + 30
+    while len(seen) < 2 and time.monotonic() < deadline:  # both workers up and accepting
+        seen |= set(pid_per_connection(server, 16))
+    assert len(seen) == 2
+    assert len(listening_sockets(port)) == 1
