@@ -20,7 +20,6 @@ import datetime as dt
 import json
 import math
 import os
-import shlex
 import subprocess
 import sys
 import tempfile
@@ -53,6 +52,7 @@ from bench.corpus import corpus_dir, corpus_label
 from bench.host import host_line
 from bench.inprocess_limit import miss_effort, render
 from bench.process_memory import RssSampler
+from bench.report_files import command_line, publish
 from bench.server_process import ServerFailed, ServerSpec, start
 from bench.workloads import (
     PATH_BUILDERS,
@@ -605,16 +605,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             compare(run, with_http=with_http)
         if args.soak and with_http:
             soak(run, args.soak)
-        command = "python -m bench.compare " + shlex.join(
-            argv if argv is not None else sys.argv[1:]
-        )
-        report = render_report(run, command.strip(), started, host_before)
-    print()
-    print(report)
-    for path in filter(None, (args.out, args.docs_copy)):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(report)
-        print(f"wrote {path}")
+        report = render_report(run, command_line("bench.compare", argv), started, host_before)
+    publish(report, (args.out, args.docs_copy))
     return 0
 
 

@@ -38,7 +38,6 @@ import hashlib
 import json
 import os
 import resource
-import shlex
 import shutil
 import statistics
 import subprocess
@@ -69,6 +68,7 @@ from bench.quality_metrics import (
     reference_at,
     ssim_luma,
 )
+from bench.report_files import command_line, publish
 from bench.server_process import ServerFailed, start
 from bench.workloads import EXTENSIONS, TEAM, Photo, load_photos
 from transformer import SHORT_EDGE, Format, Size
@@ -781,14 +781,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("peers:", flush=True)
         measure_peers(run, root)
     score_all(run)
-    command = "python -m bench.quality " + shlex.join(argv if argv is not None else sys.argv[1:])
-    report = render_report(run, command.strip(), started, host)
-    print()
-    print(report)
-    for path in filter(None, (args.out, args.docs_copy)):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(report)
-        print(f"wrote {path}")
+    report = render_report(run, command_line("bench.quality", argv), started, host)
+    publish(report, (args.out, args.docs_copy))
     args.out.with_suffix(".json").write_text(json.dumps(raw_json(run)))
     return 0
 

@@ -28,7 +28,6 @@ import argparse
 import datetime as dt
 import math
 import os
-import shlex
 import statistics
 import sys
 import tempfile
@@ -45,6 +44,7 @@ from bench.compare_report import markdown_table
 from bench.corpus import corpus_dir, corpus_label
 from bench.host import host_line
 from bench.process_memory import RssSampler
+from bench.report_files import command_line, publish
 from bench.server_process import RunningServer, ServerSpec, start
 from bench.workloads import (
     TEAM,
@@ -443,15 +443,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     host_before = host_line()
     with tempfile.TemporaryDirectory(prefix="imgpro-refine-") as tmp:
         report, photos = run(args, Path(tmp))
-    command = "python -m bench.refine_lane " + shlex.join(
-        argv if argv is not None else sys.argv[1:])
-    text = render_report(report, command.strip(), started, host_before, photos)
-    print()
-    print(text)
-    for path in filter(None, (args.out, args.docs_copy)):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        print(f"wrote {path}")
+    text = render_report(report, command_line("bench.refine_lane", argv), started, host_before,
+                         photos)
+    publish(text, (args.out, args.docs_copy))
     return 0
 
 
