@@ -52,13 +52,13 @@ def measure(fmt: str, effort: str, settings: dict[str, EncoderSetting], sizes: S
     transformer.configure()
     key = (fmt, effort)
     original = _encoder_settings.SETTINGS[key]
-    lines = []
+    rows: dict[tuple[str, str], list[tuple[int, float, float]]] = {
+        (size, name): [] for size in sizes for name in settings}
     try:
-        for size in sizes:
-            rows: dict[str, list[tuple[int, float, float]]] = {name: [] for name in settings}
-            for photo in load_photos(corpus)[:photos]:
-                data = photo.path.read_bytes()
-                full = quality_metrics.full_resolution(data)
+        for photo in load_photos(corpus)[:photos]:
+            data = photo.path.read_bytes()
+            full = quality_metrics.full_resolution(data)  # decoded once for every size
+            for size in sizes:
                 reference = None
                 for name, setting in settings.items():
                     _encoder_settings.SETTINGS[key] = setting
@@ -69,16 +69,19 @@ def measure(fmt: str, effort: str, settings: dict[str, EncoderSetting], sizes: S
                         reference = quality_metrics.Ssimulacra2Reference(
                             quality_metrics.reference_at(full, rendition.width, rendition.height))
                     score = reference.score(quality_metrics.decoded(rendition.data))
-                    rows[name].append((len(rendition.data), score, cpu))
-            base = statistics.fmean(b for b, _, _ in next(iter(rows.values())))
-            for name, values in rows.items():
-                mean_bytes = statistics.fmean(b for b, _, _ in values)
-                lines.append(
-                    f"| {size} | {name} | {mean_bytes:,.0f} | {mean_bytes / base:.3f} | "
-                    f"{statistics.fmean(s for _, s, _ in values):.2f} | "
-                    f"{1000 * statistics.fmean(c for _, _, c in values):.0f} |")
+                    rows[(size, name)].append((len(rendition.data), score, cpu))
     finally:
         _encoder_settings.SETTINGS[key] = original
+    lines = []
+    for size in sizes:
+        base = statistics.fmean(b for b, _, _ in rows[(size, next(iter(settings)))])
+        for name in settings:
+            values = rows[(size, name)]
+            mean_bytes = statistics.fmean(b for b, _, _ in values)
+            lines.append(
+                f"| {size} | {name} | {mean_bytes:,.0f} | {mean_bytes / base:.3f} | "
+                f"{statistics.fmean(s for _, s, _ in values):.2f} | "
+                f"{1000 * statistics.fmean(c for _, _, c in values):.0f} |")
     return lines
 
 
