@@ -27,7 +27,7 @@ import psutil
 from bench import participants, server_process
 from bench.compare import prepare_layout
 from bench.corpus import corpus_dir
-from bench.process_memory import tree_rss
+from bench.process_memory import tree_processes, tree_rss
 from bench.workloads import WORKLOADS, Workload, load_photos, load_rotation, rotation
 from bench.wrk_load import run_wrk
 
@@ -41,8 +41,7 @@ class TreeCounters:
     def of(cls, pid: int) -> TreeCounters:
         """User + system CPU and minor page faults of ``pid`` and its descendants so far."""
         cpu, faults = 0.0, 0
-        root = psutil.Process(pid)
-        for proc in (root, *root.children(recursive=True)):
+        for proc in tree_processes(pid):
             try:
                 times = proc.cpu_times()
                 cpu += times.user + times.system

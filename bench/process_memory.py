@@ -15,15 +15,19 @@ from dataclasses import dataclass, field
 import psutil
 
 
-def tree_rss(pid: int) -> int:
-    """Bytes resident in ``pid`` and all its descendants now (0 if it is gone)."""
+def tree_processes(pid: int) -> list[psutil.Process]:
+    """``pid`` and all its descendants now (empty if it is gone)."""
     try:
         root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
+        return [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
-        return 0
+        return []
+
+
+def tree_rss(pid: int) -> int:
+    """Bytes resident in ``pid`` and all its descendants now (0 if it is gone)."""
     total = 0
-    for proc in procs:
+    for proc in tree_processes(pid):
         try:
             total += proc.memory_info().rss
         except (psutil.NoSuchProcess, psutil.AccessDenied):
