@@ -1,0 +1,109 @@
+"""Where one rendition's CPU goes, per corpus photo: the whole transform against its JPEG decode.
+
+    python -m bench.miss_split                    # m JPEG at the fast effort (a CDN miss)
+    python -m bench.miss_split --size l --fmt avif --effort fast
+
+For every corpus photo it prints the CPU (all threads of this process, best of ``--repeat``) of
+one ``transformer.transform``; for JPEG sources also that of the TurboJPEG decode at the scale
+the transform uses, and of the same decode at 1/8, which is little more than the entropy
+(Huffman) decoding every scale has to do. What is left after the decode (reduce, colour,
+encode, the pipeline's own Python) is the part an origin's code can still change; the entropy
+decode is paid by every server that reads the original, peers included.
+
+``bench.miss_cost`` measures the same miss through the running server; the difference between
+the two is the HTTP side of a miss.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import simplejpeg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.corpus import corpus_dir  # noqa: E402
+from transformer import FORMATS, SIZES, Format, Size, configure, transform  # noqa: E402
+from transformer._encoder_settings import EFFORTS, Effort  # noqa: E402
+from transformer._sizing import jpeg_shrink_on_load, target_dimensions  # noqa: E402
+from transformer._turbojpeg import decoded_size  # noqa: E402
+
+
+def cpu_ms(run: Callable[[], object], repeat: int) -> float:
+    """Fewest CPU milliseconds (process time: every thread, libvips' workers included)."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.process_time()
+        run()
+        best = min(best, time.process_time() - start)
+    return best * 1000
+
+
+def decode_ms(data: bytes, shrink: int, repeat: int) -> float:
+    """CPU of TurboJPEG decoding ``data`` at 1/``shrink`` into packed RGB."""
+    height, width, _, _ = simplejpeg.decode_jpeg_header(data)
+    out_width, out_height = decoded_size(width, height, shrink)
+    return cpu_ms(partial(simplejpeg.decode_jpeg, data, "RGB", min_height=out_height,
+                          min_width=out_width), repeat)
+
+
+def rows(corpus: Path, size: Size, fmt: Format, effort: Effort, repeat: int) -> list[list[str]]:
+    """The table's cells: a row per photo in the manifest's order, then the means."""
+    with (corpus / "MANIFEST.tsv").open() as fh:
+        names = [row["file"] for row in csv.DictReader(fh, delimiter="\t")]
+    table: list[list[str]] = []
+    totals = [0.0, 0.0, 0.0]
+    jpegs = 0
+    for name in names:
+        data = (corpus / name).read_bytes()
+        whole = cpu_ms(partial(transform, data, size, fmt, effort=effort), repeat)
+        totals[0] += whole
+        cells = [name, f"{whole:.1f}", "-", "-", "-"]
+        if data[:3] == b"\xff\xd8\xff":
+            height, width, _, _ = simplejpeg.decode_jpeg_header(data)
+            shrink = jpeg_shrink_on_load(width, height, target_dimensions(width, height, size),
+                                         keep_detail=effort == "final")
+            scaled, entropy = decode_ms(data, shrink, repeat), decode_ms(data, 8, repeat)
+            totals[1] += scaled
+            totals[2] += entropy
+            jpegs += 1
+            cells[2:] = [f"1/{shrink}: {scaled:.1f}", f"{entropy:.1f}", f"{scaled / whole:.0%}"]
+        table.append(cells)
+    count = len(names) or 1
+    table.append([f"mean over {len(names)} photos", f"{totals[0] / count:.1f}", "-", "-", "-"])
+    if jpegs:
+        jpeg_whole = sum(float(r[1]) for r in table[:-1] if r[2] != "-")
+        table.append([f"JPEG sources ({jpegs})", f"{jpeg_whole / jpegs:.1f}",
+                      f"{totals[1] / jpegs:.1f}", f"{totals[2] / jpegs:.1f}",
+                      f"{totals[1] / jpeg_whole:.0%}"])
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=SIZES, default="m")
+    parser.add_argument("--fmt", choices=FORMATS, default="jpeg")
+    parser.add_argument("--effort", choices=EFFORTS, default="fast")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--corpus", default=None,
+                        help="photos + MANIFEST.tsv (default: IMGPRO_CORPUS, ../shared/corpus)")
+    args = parser.parse_args(argv)
+    configure(vips_threads=1)  # as the server: one libvips thread per transform thread
+    print(f"{args.size} {args.fmt.upper()}, effort {args.effort}, CPU ms, best of {args.repeat}")
+    print()
+    print("| photo | whole transform | JPEG decode at its scale | decode at 1/8 (entropy) "
+          "| decode / whole |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for cells in rows(corpus_dir(args.corpus), args.size, args.fmt, args.effort, args.repeat):
+        print("| " + " | ".join(cells) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
