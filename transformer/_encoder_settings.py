@@ -124,12 +124,11 @@ score."""
 
 AVIF_FAST = EncoderSetting("libvips", 78, {"effort": 0, "subsample_mode": "on"})
 """Effort 0, for a miss: effort 1 already takes several times the CPU, too slow at l on 2
-cores. 4:2:0: a provisional rendition is served for minutes, so its CPU counts more than its
-bytes. Against 4:4:4 at q77 (settings e5), over the corpus, same pipeline, SSIMULACRA2 against
-the full-resolution reference (``python -m bench.setting_ab avif fast --against 'libvips 77
-effort=0 subsample_mode=off'``): at m 84.38 vs 84.58 with 2.7 % more bytes, at l 84.11 vs 84.13
-with 5 % more bytes; CPU per rendition 3-19 % less at m and 8-14 % less at l over two runs on a
-shared machine. One q for m and l, where 4:2:0 reaches 4:4:4's score (README, "Miss speed")."""
+cores. 4:2:0 rather than 4:4:4: a provisional rendition is served for minutes with a client
+waiting for it, so its CPU counts more than a few per cent of bytes; at q78 it reaches the
+score of 4:4:4 at q77 at both m and l, so one q serves both sizes. Chosen with
+``python -m bench.setting_ab avif fast --against 'libvips 77 effort=0 subsample_mode=off'``;
+the figures are in the README, "Miss speed"."""
 AVIF_FINAL = EncoderSetting("libvips", 75, {"effort": 4, "subsample_mode": "off"})
 """Effort 4 (libvips' default), 4:4:4: the fewest bytes at equal score the background budget
 allows (seconds of CPU per l rendition); effort 6 saved a little more at m for several times the

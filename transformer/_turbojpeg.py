@@ -6,8 +6,8 @@ library", has the figures and the command that measured them).
 
 The scale is the one libvips would use (``transformer._sizing.jpeg_shrink_on_load``: 1/1, 1/2,
 1/4 or 1/8), not TurboJPEG's finer M/8 steps: those were faster still, but decoding a detailed
-painting at 3/8 instead of 1/2 for an l rendition cost 12 dB of PSNR (aliasing the lanczos3
-reduce after a 1/2 decode does not have).
+painting at 3/8 instead of 1/2 for an l rendition aliased its finest detail, which the lanczos3
+reduce after a 1/2 decode does not (README, "Transform library", has the PSNR).
 
 It decodes a whole (scaled) image at once, where libvips streams rows, so it is used only
 where the decoded image is small (``MAX_DECODED_BYTES``), and only for what it decodes

@@ -44,11 +44,10 @@ def tune_malloc(arenas: int = MALLOC_ARENAS, mmap_threshold: int = MALLOC_MMAP_T
 
     The top pad keeps up to 16 MB of freed heap top per arena instead of giving it back at
     once (glibc's default keeps 128 KB). A miss allocates and frees many sub-megabyte libvips
-    and codec buffers; with the default every request grew the heap again, about 2,100 page
-    faults (8 MB of zeroed pages) per m JPEG miss, and the kernel's share of a worker's CPU was
-    10 % against 2 % for the same transforms in-process. With the pad: 74-87 faults per miss
-    against 1,748-2,485, CPU per miss about 11 % lower, RSS about +22 MB per worker
-    (``python -m bench.miss_cost``; README, "Miss speed").
+    and codec buffers; with the default pad every request grew the heap again, page fault by
+    page fault, and the kernel's share of a worker's CPU was several times what the same
+    transforms cost in-process. The pad trades a little RSS per worker for most of those
+    faults (``python -m bench.miss_cost``; figures in the README, "Miss speed").
     """
     libc_name = ctypes.util.find_library("c")
     if not libc_name:
