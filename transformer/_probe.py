@@ -4,7 +4,7 @@ Everything that must be refused before any pixel is decoded is decided here: the
 the magic bytes (``transformer._sniff``), never a name; the pixel count comes from the header, so
 a decompression bomb (a tiny file declaring 50000x50000) is refused while it is still tiny.
 
-libvips reads the headers of the formats it decodes (its ``new_from_buffer`` is lazy: it parses
+libvips reads the headers of the formats it decodes (``new_from_source`` is lazy: it parses
 the header and stops). SVG is the exception: librsvg parses the whole document to learn its
 size, so that runs in a killable, memory-capped child (``transformer._svg_sandbox``). BMP is
 read by Pillow, whose ``Image.open`` is header-only too; we check the declared size ourselves
@@ -25,7 +25,7 @@ import pyvips
 from PIL import Image
 
 from transformer._completeness import check_complete
-from transformer._engine import ensure_initialised
+from transformer._engine import ensure_initialised, memory_source
 from transformer._errors import ImageTooLarge, UnsupportedImage
 from transformer._sniff import SNIFF_BYTES, sniff_format
 from transformer._svg_sandbox import probe_svg
@@ -78,8 +78,8 @@ Data = bytes | mmap.mmap
 def read_header(data: Data, *, descriptor: int | None = None) -> Header:
     """Type, dimensions and layout of ``data`` from its header alone.
 
-    With ``descriptor`` (the open file that ``data`` maps), libvips reads the header from the
-    file instead of being handed the buffer, which it would copy whole first.
+    With ``descriptor`` (the open file that ``data`` maps), libvips reads the header through
+    the file; otherwise from ``data`` where it lies (``memory_source``: no copy).
     Raises ``UnsupportedImage`` for anything we do not recognise or cannot parse.
     """
     kind = sniff_format(data[:SNIFF_BYTES])
@@ -150,7 +150,7 @@ def _vips_header(kind: str, data: Data, descriptor: int | None = None) -> Header
             source = pyvips.Source.new_from_descriptor(descriptor)
             image = pyvips.Image.new_from_source(source, "", access="sequential")
         else:
-            image = pyvips.Image.new_from_buffer(data, "", access="sequential")
+            image = pyvips.Image.new_from_source(memory_source(data), "", access="sequential")
         width, height, has_alpha = image.width, image.height, bool(image.hasalpha())
         fields = set(image.get_fields())
         pages = int(image.get("n-pages")) if "n-pages" in fields else 1

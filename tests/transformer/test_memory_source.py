@@ -1,0 +1,101 @@
+"""libvips reads originals where they lie (``transformer._engine.memory_source``), never from a
+copy: pyvips copies a buffer whole before ``*_buffer`` operations see it."""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+import sys
+import textwrap
+import zlib
+from pathlib import Path
+
+import pytest
+import pyvips
+
+from tests.transformer import sample_images
+from transformer import probe, transform
+from transformer._engine import ensure_initialised, memory_source
+
+SAMPLES = {
+    "jpeg": sample_images.jpeg(),
+    "cmyk-jpeg": sample_images.cmyk_jpeg(),  # libvips' own JPEG loader, at a shrink
+    "png": sample_images.png(colour=(10, 20, 30, 128)),
+    "grey16-png": sample_images.grey16_png(),
+    "gif": sample_images.gif(),
+    "animated-webp": sample_images.animated_webp(),
+    "tiff": sample_images.cmyk_tiff(embed_profile=True),
+    "avif": sample_images.avif(),
+}
+
+
+@pytest.fixture
+def no_buffer_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refused(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an original was handed to libvips as a buffer (a whole copy)")
+    monkeypatch.setattr(pyvips.Image, "new_from_buffer", refused)
+    monkeypatch.setattr(pyvips.Image, "thumbnail_buffer", refused)
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_probe_and_transform_load_from_memory_sources(name: str, no_buffer_loads: None) -> None:
+    data = SAMPLES[name]
+    info = probe(data)
+    for fmt in ("jpeg", "webp"):
+        rendition = transform(data, "s", fmt, effort="fast")
+        assert rendition.format == fmt and rendition.width <= info.width
+
+
+def test_the_corpus_loads_from_memory_sources(corpus, no_buffer_loads: None) -> None:
+    for image in corpus:
+        rendition = transform(image.data, "s", "avif" if image.format == "png" else "webp",
+                              effort="fast")
+        assert min(rendition.width, rendition.height) == min(320, image.width, image.height)
+
+
+def test_loaders_outside_the_allow_list_are_blocked_from_sources_too() -> None:
+    ensure_initialised()
+    with pytest.raises(pyvips.Error):
+        pyvips.Image.new_from_source(memory_source(b"1,2,3\n4,5,6\n"), "")  # csvload_source
+
+
+PEAK_GROWTH = textwrap.dedent("""
+    import sys
+    from transformer import transform
+
+    def status_kb(field):
+        with open("/proc/self/status") as fh:
+            return next(int(line.split()[1]) for line in fh if line.startswith(field + ":"))
+
+    large, small = (open(path, "rb").read() for path in sys.argv[1:3])
+    transform(small, "s", "webp", effort="fast")  # libvips' own start-up is not the question
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")  # reset the peak RSS (VmHWM) to the RSS now, the original already read
+    before = status_kb("VmRSS")
+    transform(large, "s", "webp", effort="fast")
+    print((status_kb("VmHWM") - before) * 1024)
+""")
+"""Peak RSS one transform adds, from the kernel's high-water mark (``getrusage``'s maxrss would
+carry the parent's peak across ``exec``)."""
+
+
+def png_with_private_chunk(payload: int) -> bytes:
+    """A small PNG carrying ``payload`` bytes in a private ancillary chunk, which decoders skip:
+    a large original whose decode costs next to nothing, so that any copy of it shows."""
+    small = sample_images.png()
+    body = bytes(payload)
+    chunk = (struct.pack(">I", payload) + b"prVt" + body
+             + struct.pack(">I", zlib.crc32(b"prVt" + body)))
+    return small[:-12] + chunk + small[-12:]  # before IEND
+
+
+def test_a_large_original_is_not_copied(tmp_path: Path) -> None:
+    # Through pyvips' buffer path the peak grew by the whole file (copied for the header, then
+    # again for the decode): 68 MB here; from a memory source by about 1 MB.
+    large, small = tmp_path / "large.png", tmp_path / "small.png"
+    large.write_bytes(png_with_private_chunk(64 << 20))
+    small.write_bytes(sample_images.png())
+    assert probe(large.read_bytes()).width == 400
+    growth = int(subprocess.run([sys.executable, "-c", PEAK_GROWTH, str(large), str(small)],
+                                check=True, capture_output=True, text=True).stdout)
+    assert growth < (64 << 20) // 2, growth
