@@ -6,6 +6,8 @@
 - Only the loaders for the formats we accept are allowed. We sniff the type ourselves before
   calling libvips, but libvips picks its loader by its own rules; the allow-list makes sure a
   crafted buffer can never reach a loader we did not mean to expose (matrix, CSV, FITS, ...).
+- Originals are read where they lie (``load_from_memory``, ``thumbnail_from_memory``): pyvips'
+  buffer calls copy the whole original before libvips sees it.
 - ``configure`` sets libvips' own worker threads per operation. The server calls it once at
   start-up; the library's default is 1 (see README, "Encoder settings and how they were
   chosen", for the measurement behind it).
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import mmap
 import threading
+from typing import Any
 
 import pyvips
 
@@ -25,6 +28,9 @@ ALLOWED_LOADERS: tuple[str, ...] = (
 
 DEFAULT_VIPS_THREADS = 1
 """libvips threads per operation; parallelism comes from one Python thread per core."""
+
+Memory = bytes | bytearray | memoryview | mmap.mmap
+"""What libvips can read in place: anything with the buffer protocol."""
 
 _lock = threading.Lock()
 _initialised = False
@@ -51,21 +57,32 @@ def ensure_initialised() -> None:
         _initialised = True
 
 
-def memory_source(data: bytes | memoryview | mmap.mmap) -> pyvips.Source:
-    """A libvips source that reads ``data`` where it lies, for ``new_from_source`` and
-    ``thumbnail_source``.
+def load_from_memory(data: Memory, options: str = "", **kwargs: Any) -> pyvips.Image:
+    """``Image.new_from_source`` over ``data`` read where it lies (see ``thumbnail_from_memory``).
+
+    pyvips' ``new_from_source`` keeps the source, and the source keeps ``data``, alive for as
+    long as the image and every image made from it.
+    """
+    return pyvips.Image.new_from_source(pyvips.Source.new_from_memory(data), options, **kwargs)
+
+
+def thumbnail_from_memory(data: Memory, width: int, **kwargs: Any) -> pyvips.Image:
+    """``Image.thumbnail_source`` over ``data`` read where it lies.
 
     Why not ``new_from_buffer``/``thumbnail_buffer``: pyvips hands a buffer to libvips as a
-    blob, which it copies whole first, so every load held the original twice (a 71 MB PNG
-    original took a transform's peak RSS up by 108 MB through buffers, 36 MB through a memory
-    source; README, "Memory sizing", has the command).
+    blob, which it copies whole first, so every load held the original twice (README, "Memory
+    sizing", has the figure and the test that measures it).
 
-    The caller keeps ``data`` alive for as long as an image made from the source may be
-    evaluated: pyvips carries a source's reference to its memory into the source itself but
-    not into the images loaded from it. In the pipeline ``Job.data`` holds it until the
-    transform returns.
+    pyvips does not keep the source of a ``thumbnail_source`` alive (its ``new_from_source``
+    does): the image is given the source as a reference here, the way pyvips does it itself,
+    so that ``data`` lives as long as the image and every image made from it. Without it a
+    caller dropping ``data`` early made libvips read freed memory. That attribute is pyvips'
+    internals: the pin in pyproject.toml and ``tests/transformer/test_memory_source.py`` fence it.
     """
-    return pyvips.Source.new_from_memory(data)
+    source = pyvips.Source.new_from_memory(data)
+    image = pyvips.Image.thumbnail_source(source, width, **kwargs)
+    image._references.append(source)
+    return image
 
 
 def configure(vips_threads: int = DEFAULT_VIPS_THREADS) -> None:

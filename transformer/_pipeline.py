@@ -49,7 +49,7 @@ from transformer._encoder_settings import (
     EncoderSetting,
     encoder_setting,
 )
-from transformer._engine import ensure_initialised, memory_source
+from transformer._engine import ensure_initialised, load_from_memory, thumbnail_from_memory
 from transformer._errors import UnsupportedImage
 from transformer._memory_budget import MemoryBudget
 from transformer._pillow_decode import decode_bmp, decode_heif
@@ -166,8 +166,8 @@ def load_and_shrink(job: Job) -> None:
         if decoder == "vips" and shrink > 1:
             # Decode at 1/2, 1/4 or 1/8 scale ourselves (see jpeg_shrink_on_load), then let
             # thumbnail do the rest: orientation, colour and the final reduce.
-            loaded = pyvips.Image.new_from_source(memory_source(job.data), "", shrink=shrink,
-                                                  access="sequential", fail_on="error")
+            loaded = load_from_memory(job.data, shrink=shrink, access="sequential",
+                                      fail_on="error")
             job.image = loaded.thumbnail_image(width, **resize)
         elif decoder == "svg-sandbox":
             # librsvg cannot be interrupted between tiles: it runs in a child process that is
@@ -175,8 +175,7 @@ def load_and_shrink(job: Job) -> None:
             job.image = render_svg(job.data, width, height, job.deadline)
         elif decoder == "vips":
             options = LOAD_OPTIONS + (",n=-1" if job.keep_animation else "")
-            job.image = pyvips.Image.thumbnail_source(memory_source(job.data), width,
-                                                      option_string=options, **resize)
+            job.image = thumbnail_from_memory(job.data, width, option_string=options, **resize)
         else:
             decoded = decode_bmp(job.data) if decoder == "pillow" else decode_heif(job.data)
             job.deadline.check()

@@ -25,7 +25,7 @@ import pyvips
 from PIL import Image
 
 from transformer._completeness import check_complete
-from transformer._engine import ensure_initialised, memory_source
+from transformer._engine import ensure_initialised, load_from_memory
 from transformer._errors import ImageTooLarge, UnsupportedImage
 from transformer._sniff import SNIFF_BYTES, sniff_format
 from transformer._svg_sandbox import probe_svg
@@ -79,7 +79,7 @@ def read_header(data: Data, *, descriptor: int | None = None) -> Header:
     """Type, dimensions and layout of ``data`` from its header alone.
 
     With ``descriptor`` (the open file that ``data`` maps), libvips reads the header through
-    the file; otherwise from ``data`` where it lies (``memory_source``: no copy).
+    the file; otherwise from ``data`` where it lies (``load_from_memory``: no copy).
     Raises ``UnsupportedImage`` for anything we do not recognise or cannot parse.
     """
     kind = sniff_format(data[:SNIFF_BYTES])
@@ -150,7 +150,7 @@ def _vips_header(kind: str, data: Data, descriptor: int | None = None) -> Header
             source = pyvips.Source.new_from_descriptor(descriptor)
             image = pyvips.Image.new_from_source(source, "", access="sequential")
         else:
-            image = pyvips.Image.new_from_source(memory_source(data), "", access="sequential")
+            image = load_from_memory(data, access="sequential")
         width, height, has_alpha = image.width, image.height, bool(image.hasalpha())
         fields = set(image.get_fields())
         pages = int(image.get("n-pages")) if "n-pages" in fields else 1

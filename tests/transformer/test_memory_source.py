@@ -1,8 +1,10 @@
-"""libvips reads originals where they lie (``transformer._engine.memory_source``), never from a
-copy: pyvips copies a buffer whole before ``*_buffer`` operations see it."""
+"""libvips reads originals where they lie (``transformer._engine.load_from_memory`` and
+``thumbnail_from_memory``), never from a copy: pyvips copies a buffer whole before ``*_buffer``
+operations see it."""
 
 from __future__ import annotations
 
+import gc
 import struct
 import subprocess
 import sys
@@ -15,7 +17,7 @@ import pyvips
 
 from tests.transformer import sample_images
 from transformer import probe, transform
-from transformer._engine import ensure_initialised, memory_source
+from transformer._engine import ensure_initialised, load_from_memory, thumbnail_from_memory
 
 SAMPLES = {
     "jpeg": sample_images.jpeg(),
@@ -56,7 +58,20 @@ def test_the_corpus_loads_from_memory_sources(corpus, no_buffer_loads: None) -> 
 def test_loaders_outside_the_allow_list_are_blocked_from_sources_too() -> None:
     ensure_initialised()
     with pytest.raises(pyvips.Error):
-        pyvips.Image.new_from_source(memory_source(b"1,2,3\n4,5,6\n"), "")  # csvload_source
+        load_from_memory(b"1,2,3\n4,5,6\n")  # csvload_source would accept this
+
+
+def test_images_keep_their_original_alive_after_the_caller_drops_it() -> None:
+    # pyvips does not keep a thumbnail_source's source alive; without the reference
+    # thumbnail_from_memory adds, libvips read freed memory here ("Not a JPEG file").
+    expected = sample_images.jpeg(colour=sample_images.GREEN)
+    thumbnail = thumbnail_from_memory(bytearray(expected), 64).thumbnail_image(32)
+    loaded = load_from_memory(bytearray(expected), access="sequential").thumbnail_image(32)
+    gc.collect()
+    bytearray(len(expected) * 4)  # reuse what was freed, if anything was
+    for image in (thumbnail, loaded):
+        red, green, blue = (round(value) for value in image.getpoint(10, 10)[:3])
+        assert abs(red - 20) < 8 and abs(green - 200) < 8 and abs(blue - 40) < 8
 
 
 PEAK_GROWTH = textwrap.dedent("""
