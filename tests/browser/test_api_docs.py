@@ -80,6 +80,7 @@ def test_docs_list_every_operation_and_try_it_out_works(server: RunningServer, b
         # Try it out: GET /v1/usage goes to this server with the key and answers 200.
         usage = page.locator("#operations-account-getUsage")
         usage.locator(".opblock-summary-control").click()
+        usage.locator(".responses-wrapper .highlight-code").first.wait_for()
         assert '"uploads_used": 42' in usage.inner_text()  # the reference's example
         usage.locator(".try-out__btn").click()
         with page.expect_response(lambda r: r.url.endswith("/v1/usage")) as answered:
