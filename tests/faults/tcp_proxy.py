@@ -52,7 +52,7 @@ class TcpProxy:
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
-            self._call(self._cut())
+            self._call(self._shutdown())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
         if not self._thread.is_alive():
@@ -76,22 +76,36 @@ class TcpProxy:
             _reset(writer)
         self._open.clear()
 
+    async def _shutdown(self) -> None:
+        """Cut, then end every connection's task here, so that no transport is left open when
+        the loop stops (one still connecting to the target was, and its garbage collection
+        later warned "unclosed transport" into whichever test was running)."""
+        await self._cut()
+        handlers = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in handlers:
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
+        await asyncio.sleep(0)  # the closed transports' connection_lost callbacks
+
     async def _handle(self, client_r: asyncio.StreamReader,
                       client_w: asyncio.StreamWriter) -> None:
         self.connections += 1
+        self._open.add(client_w)
         try:
-            target_r, target_w = await asyncio.open_connection(*self.target)
-        except OSError:
-            _reset(client_w)
-            return
-        pair = {client_w, target_w}
-        self._open |= pair
-        try:
-            await asyncio.gather(_pump(client_r, target_w), _pump(target_r, client_w))
+            try:
+                target_r, target_w = await asyncio.open_connection(*self.target)
+            except OSError:
+                _reset(client_w)
+                return
+            self._open.add(target_w)
+            try:
+                await asyncio.gather(_pump(client_r, target_w), _pump(target_r, client_w))
+            finally:
+                self._open.discard(target_w)
+                target_w.close()
         finally:
-            for writer in pair:
-                self._open.discard(writer)
-                writer.close()
+            self._open.discard(client_w)
+            client_w.close()
 
 
 async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
