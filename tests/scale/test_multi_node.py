@@ -97,7 +97,10 @@ def test_cdn_nodes_serve_uploads_until_deleted_elsewhere(cluster: Cluster,
         first = httpx.get(f"{cdn.url}{stem}.webp?size=s", timeout=60)
         assert first.status_code == 200 and first.headers["x-cache"] == "miss", first.text
         again = httpx.get(f"{cdn.url}{stem}.webp?size=s", timeout=60)
-        assert again.headers["x-cache"] == "memory" and again.content == first.content
+        assert again.headers["x-cache"] == "memory"
+        # The same bytes, unless the refine lane made the final one in between (also right).
+        assert (again.content == first.content) \
+            == (again.headers["x-rendition"] == first.headers["x-rendition"])
         renditions[cdn.url] = first.content
         assert not (cdn.data_dir / "imgpro.db").exists(), "a CDN node needs no database"
     assert len(set(renditions.values())) == 1, "both nodes render the same bytes"
