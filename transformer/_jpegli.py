@@ -76,9 +76,19 @@ def encode(image: pyvips.Image, quality: int, *, progressive: bool = False) -> b
     """
     if _pyjpegli is None or not can_encode(image):
         return None
-    pixels = image.write_to_memory()
+    return encode_pixels(image.write_to_memory(), image.width, image.height, quality,
+                         progressive=progressive)
+
+
+def encode_pixels(pixels: bytes, width: int, height: int, quality: int, *,
+                  progressive: bool = False) -> bytes | None:
+    """``encode`` of pixels already computed: packed 8-bit sRGB, ``width`` x ``height``, as
+    ``Image.write_to_memory`` gives them for an image ``can_encode`` takes. None when the wheel
+    is missing or jpegli fails."""
+    if _pyjpegli is None:
+        return None
     try:
-        data = _pyjpegli.encode(pixels, image.width, image.height, quality=quality)
+        data = _pyjpegli.encode(pixels, width, height, quality=quality)
     except (RuntimeError, ValueError, TypeError, MemoryError):
         return None
     data = with_jfif_density(data)

@@ -234,13 +234,18 @@ def encode_image(image: pyvips.Image, fmt: Format, setting: EncoderSetting) -> b
     """
     if setting.encoder == "jpegli":
         if setting.quality is not None and _jpegli.can_encode(image):
-            # Computed once: a fallback after a jpegli failure re-encodes these pixels rather
-            # than re-running a decode that may only read its source once (sequential access).
-            image = image.copy_memory()
-            data = _jpegli.encode(image, setting.quality,
-                                  progressive=bool(setting.options.get("progressive")))
+            # Computed once, straight into the packed buffer jpegli takes (a memory image
+            # first, then that buffer, cost a second copy of every rendition's pixels). A
+            # fallback after a jpegli failure encodes these same pixels rather than re-running
+            # a decode that may only read its source once (sequential access).
+            pixels = image.write_to_memory()
+            data = _jpegli.encode_pixels(pixels, image.width, image.height, setting.quality,
+                                         progressive=bool(setting.options.get("progressive")))
             if data is not None:
                 return data
+            image = pyvips.Image.new_from_memory(
+                pixels, image.width, image.height, image.bands, image.format,
+            ).copy(interpretation=image.interpretation, xres=image.xres, yres=image.yres)
         if setting.fallback is None:
             raise ValueError("a jpegli setting needs a libvips fallback")
         setting = setting.fallback

@@ -97,6 +97,8 @@ def test_a_failing_jpegli_falls_back_to_libvips(monkeypatch: pytest.MonkeyPatch)
     assert not _by_jpegli(data)
     assert (_decoded(data).width, _decoded(data).height) == (3000, 2000)
     assert all(abs(a - e) <= 6 for a, e in zip(_mean(data), samples.RED, strict=True))
+    fallback = _decoded(data)  # the fallback still declares (or implies) 72 dpi
+    assert fallback.xres * 25.4 == pytest.approx(72) and fallback.yres * 25.4 == pytest.approx(72)
 
 
 def test_without_the_wheel_libvips_encodes(monkeypatch: pytest.MonkeyPatch) -> None:
