@@ -17,7 +17,6 @@ the two is the HTTP side of a miss.
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 import time
 from collections.abc import Callable
@@ -29,6 +28,7 @@ import simplejpeg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.corpus import corpus_dir  # noqa: E402
+from bench.workloads import load_photos  # noqa: E402
 from transformer import FORMATS, SIZES, Format, Size, configure, transform  # noqa: E402
 from transformer._encoder_settings import EFFORTS, Effort  # noqa: E402
 from transformer._sizing import jpeg_shrink_on_load, target_dimensions  # noqa: E402
@@ -45,9 +45,8 @@ def cpu_ms(run: Callable[[], object], repeat: int) -> float:
     return best * 1000
 
 
-def decode_ms(data: bytes, shrink: int, repeat: int) -> float:
-    """CPU of TurboJPEG decoding ``data`` at 1/``shrink`` into packed RGB."""
-    height, width, _, _ = simplejpeg.decode_jpeg_header(data)
+def decode_ms(data: bytes, width: int, height: int, shrink: int, repeat: int) -> float:
+    """CPU of TurboJPEG decoding ``data`` (``width`` x ``height``) at 1/``shrink`` into RGB."""
     out_width, out_height = decoded_size(width, height, shrink)
     return cpu_ms(partial(simplejpeg.decode_jpeg, data, "RGB", min_height=out_height,
                           min_width=out_width), repeat)
@@ -55,33 +54,34 @@ def decode_ms(data: bytes, shrink: int, repeat: int) -> float:
 
 def rows(corpus: Path, size: Size, fmt: Format, effort: Effort, repeat: int) -> list[list[str]]:
     """The table's cells: a row per photo in the manifest's order, then the means."""
-    with (corpus / "MANIFEST.tsv").open() as fh:
-        names = [row["file"] for row in csv.DictReader(fh, delimiter="\t")]
+    photos = load_photos(corpus)
     table: list[list[str]] = []
-    totals = [0.0, 0.0, 0.0]
+    whole_total = 0.0
+    jpeg_whole = jpeg_scaled = jpeg_entropy = 0.0
     jpegs = 0
-    for name in names:
-        data = (corpus / name).read_bytes()
+    for photo in photos:
+        data = photo.path.read_bytes()
         whole = cpu_ms(partial(transform, data, size, fmt, effort=effort), repeat)
-        totals[0] += whole
-        cells = [name, f"{whole:.1f}", "-", "-", "-"]
-        if data[:3] == b"\xff\xd8\xff":
-            height, width, _, _ = simplejpeg.decode_jpeg_header(data)
+        whole_total += whole
+        cells = [photo.path.name, f"{whole:.1f}", "-", "-", "-"]
+        if photo.format == "jpeg":
+            height, width, _, _ = simplejpeg.decode_jpeg_header(data)  # stored, not displayed
             shrink = jpeg_shrink_on_load(width, height, target_dimensions(width, height, size),
                                          keep_detail=effort == "final")
-            scaled, entropy = decode_ms(data, shrink, repeat), decode_ms(data, 8, repeat)
-            totals[1] += scaled
-            totals[2] += entropy
+            scaled = decode_ms(data, width, height, shrink, repeat)
+            entropy = decode_ms(data, width, height, 8, repeat)
             jpegs += 1
+            jpeg_whole += whole
+            jpeg_scaled += scaled
+            jpeg_entropy += entropy
             cells[2:] = [f"1/{shrink}: {scaled:.1f}", f"{entropy:.1f}", f"{scaled / whole:.0%}"]
         table.append(cells)
-    count = len(names) or 1
-    table.append([f"mean over {len(names)} photos", f"{totals[0] / count:.1f}", "-", "-", "-"])
+    table.append([f"mean over {len(photos)} photos", f"{whole_total / max(1, len(photos)):.1f}",
+                  "-", "-", "-"])
     if jpegs:
-        jpeg_whole = sum(float(r[1]) for r in table[:-1] if r[2] != "-")
         table.append([f"JPEG sources ({jpegs})", f"{jpeg_whole / jpegs:.1f}",
-                      f"{totals[1] / jpegs:.1f}", f"{totals[2] / jpegs:.1f}",
-                      f"{totals[1] / jpeg_whole:.0%}"])
+                      f"{jpeg_scaled / jpegs:.1f}", f"{jpeg_entropy / jpegs:.1f}",
+                      f"{jpeg_scaled / jpeg_whole:.0%}"])
     return table
 
 
