@@ -84,23 +84,23 @@ class Supervisor(Multiprocess):
         super().__init__(config, sockets)
         self.worker_sockets = worker_sockets
 
-    def _sockets_of(self, index: int) -> list[socket.socket]:
-        """What worker ``index`` listens on: its own socket (if any), then the shared ones."""
+    def _start_worker(self, index: int) -> Process:
+        """Worker ``index``, started on its own socket (if any) and the shared ones: the one
+        thing the methods below do differently from uvicorn's."""
         own = [self.worker_sockets[index]] if self.worker_sockets is not None else []
-        return own + self.sockets
+        process = Process(self.config, own + self.sockets)
+        process.start()
+        return process
 
     def init_processes(self) -> None:
         for index in range(self.processes_num):
-            process = Process(self.config, self._sockets_of(index))
-            process.start()
-            self.processes.append(process)
+            self.processes.append(self._start_worker(index))
 
     def restart_all(self) -> None:
         for index, old_process in enumerate(self.processes):
             if self.should_exit.is_set():
                 return
-            new_process = Process(self.config, self._sockets_of(index))
-            new_process.start()
+            new_process = self._start_worker(index)
             if not new_process.wait_until_ready(self.config.timeout_worker_healthcheck,
                                                 self.should_exit):
                 new_process.kill()
@@ -124,17 +124,13 @@ class Supervisor(Multiprocess):
                 return
             if self.should_exit.is_set():
                 return
-            replacement = Process(self.config, self._sockets_of(index))
-            replacement.start()
-            self.processes[index] = replacement
+            self.processes[index] = self._start_worker(index)
 
     def handle_ttin(self) -> None:
         if self.worker_sockets is not None:
             self.worker_sockets.append(join_group(self.worker_sockets[0]))
         self.processes_num += 1
-        process = Process(self.config, self._sockets_of(self.processes_num - 1))
-        process.start()
-        self.processes.append(process)
+        self.processes.append(self._start_worker(self.processes_num - 1))
 
     def handle_ttou(self) -> None:
         if self.processes_num <= 1:
