@@ -1,5 +1,5 @@
 """bench.miss_split: a row per corpus photo, the decode split only where the source is a JPEG,
-at the scale the transform decodes it at."""
+at the scale the transform decodes it at, and the reduce and encode after it."""
 
 from __future__ import annotations
 
@@ -19,12 +19,13 @@ def test_one_row_per_photo_with_the_decode_scale_of_the_transform(corpus) -> Non
     photos, summary = table[:len(names)], table[len(names):]
     assert [cells[0] for cells in photos] == names
     jpegs = 0
-    for name, whole, scaled, entropy, share in photos:
+    for name, whole, scaled, entropy, share, reduce, encode in photos:
         assert float(whole) > 0
         data = (folder / name).read_bytes()
         if data[:3] != b"\xff\xd8\xff":
-            assert (scaled, entropy, share) == ("-", "-", "-")
+            assert (scaled, entropy, share, reduce, encode) == ("-", "-", "-", "-", "-")
             continue
+        assert float(reduce) >= 0 and float(encode) > 0
         jpegs += 1
         shrink = int(scaled.split(":")[0].removeprefix("1/"))
         height, width, _, _ = simplejpeg.decode_jpeg_header(data)
