@@ -1,7 +1,7 @@
 """Issue 13 end to end: the shared rendition store over real processes on loopback.
 
 moto in server mode holds the originals and (under another prefix) the renditions; the
-rendition store is reached through a ``TcpGate`` so a test can take it down and bring it back
+rendition store is reached through a ``TcpProxy`` so a test can take it down and bring it back
 with its objects intact. Two ``--role cdn`` nodes and one ``--role api`` node on a fresh
 PostgreSQL database share both. Transforms are counted by each node's
 ``imgpro_transform_seconds_count``; the breaker is read from its metrics; waits are for events
@@ -34,8 +34,8 @@ from tests.conftest import (
     free_port,
     stop_server,
 )
+from tests.faults.tcp_proxy import TcpProxy
 from tests.scale.conftest import NodeFactory, start_nodes
-from tests.scale.tcp_gate import TcpGate
 from transformer import ENCODER_SETTINGS_VERSION, transform
 from transformer.originals.s3 import S3OriginalsStore
 
@@ -151,7 +151,7 @@ class Cluster:
     cdn: list[RunningServer]
     api: ApiServer
     store: Store
-    gate: TcpGate
+    gate: TcpProxy
 
 
 @pytest.fixture(scope="module")
@@ -160,11 +160,10 @@ def cluster(moto_server: MotoServer, postgres_databases: Callable[[], tuple[str,
     store = fresh_store(moto_server)
     moto_port = urlsplit(moto_server.endpoint_url).port
     assert moto_port is not None
-    gate = TcpGate("127.0.0.1", moto_port)
-    gate.open()
+    gate = TcpProxy("127.0.0.1", moto_port).start()
     database, database_url = postgres_databases()
     cdn_port = free_port()
-    shared = store.env(gate.url, IMGPRO_RENDITION_STORE_BREAKER_SECONDS="1",
+    shared = store.env(f"http://{gate.address}", IMGPRO_RENDITION_STORE_BREAKER_SECONDS="1",
                        IMGPRO_SECRET_KEY=secrets.token_urlsafe(32))
     cdn_env = {**shared, "IMGPRO_ROLE": "cdn"}
     api_env = {**shared, "IMGPRO_ROLE": "api", "IMGPRO_DATABASE_URL": database_url,
@@ -180,7 +179,7 @@ def cluster(moto_server: MotoServer, postgres_databases: Callable[[], tuple[str,
         with ThreadPoolExecutor(len(servers)) as pool:
             assert list(pool.map(stop_server, servers)) == [0] * len(servers)
     finally:
-        gate.shutdown()
+        gate.close()
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
 
 
@@ -346,7 +345,7 @@ def test_a_store_outage_during_delete_is_retried_by_the_sweeper(
         cluster: Cluster, photo: CorpusImage) -> None:
     key, media_id, team_hash, stem = upload(cluster, photo)
     render_everywhere(cluster, team_hash, media_id, stem)
-    cluster.gate.close()
+    cluster.gate.cut()
     try:
         deleted = cluster.api.request("DELETE", f"/v1/media/{media_id}", key=key)
         assert deleted.status_code == 200, deleted.text  # the delete itself does not wait
@@ -357,7 +356,7 @@ def test_a_store_outage_during_delete_is_retried_by_the_sweeper(
         cluster.api.sql("UPDATE media SET removal_lease = removal_lease - 400 WHERE id = :i",
                         i=media_id)
     finally:
-        cluster.gate.open()
+        cluster.gate.restore()
     wait_for(lambda: removed(cluster, media_id), "the sweeper's retry")
     assert cluster.store.renditions(team_hash, media_id) == {}
 
@@ -367,10 +366,10 @@ def test_store_down_the_breaker_opens_and_store_use_resumes_by_itself(
     store = fresh_store(moto_server)
     moto_port = urlsplit(moto_server.endpoint_url).port
     assert moto_port is not None
-    gate = TcpGate("127.0.0.1", moto_port)
-    gate.open()
+    gate = TcpProxy("127.0.0.1", moto_port).start()
     try:
-        env = store.env(gate.url, IMGPRO_ROLE="cdn", IMGPRO_RENDITION_STORE_BREAKER_FAILURES="2",
+        env = store.env(f"http://{gate.address}", IMGPRO_ROLE="cdn",
+                        IMGPRO_RENDITION_STORE_BREAKER_FAILURES="2",
                         IMGPRO_RENDITION_STORE_BREAKER_SECONDS="3")
         (node,) = nodes(env)
         uids = [f"down{i}" for i in range(8)]
@@ -383,7 +382,7 @@ def test_store_down_the_breaker_opens_and_store_use_resumes_by_itself(
             return metric(node, "imgpro_rendition_store_breaker_state")
 
         assert state() == 0
-        gate.close()
+        gate.cut()
         while state() != 2:  # misses still answered from a transform, breaker counting
             assert get(node, next(cold)).headers["x-cache"] == "miss"
         clean = 0
@@ -400,7 +399,7 @@ def test_store_down_the_breaker_opens_and_store_use_resumes_by_itself(
                 assert after[:2] == (seen[0], seen[1] + 1)
         assert clean >= 1
 
-        gate.open()
+        gate.restore()
         wait_for(lambda: get(node, next(cold)) is not None and state() == 0,
                  "the probe to close the breaker")
         uid = "down-after"
@@ -409,4 +408,4 @@ def test_store_down_the_breaker_opens_and_store_use_resumes_by_itself(
         wait_for(lambda: store.renditions(TEAM, uid) == {f"s.jpeg.{V}": "final"},
                  "a write after recovery")
     finally:
-        gate.shutdown()
+        gate.close()
