@@ -35,9 +35,10 @@ from bench.corpus import corpus_dir  # noqa: E402
 from bench.workloads import load_photos  # noqa: E402
 from transformer import FORMATS, SIZES, Format, Size, configure, transform  # noqa: E402
 from transformer._encoder_settings import EFFORTS, Effort, encoder_setting  # noqa: E402
+from transformer._engine import load_from_memory  # noqa: E402
 from transformer._pipeline import encode_image  # noqa: E402
 from transformer._sizing import jpeg_shrink_on_load, target_dimensions  # noqa: E402
-from transformer._turbojpeg import decoded_size  # noqa: E402
+from transformer._turbojpeg import decode_scaled, decoded_size  # noqa: E402
 
 
 def cpu_ms(run: Callable[[], object], repeat: int) -> float:
@@ -57,30 +58,25 @@ def decode_ms(data: bytes, width: int, height: int, shrink: int, repeat: int) ->
                           min_width=out_width), repeat)
 
 
-def memory_image(pixels: bytes, width: int, height: int) -> pyvips.Image:
-    """Packed 8-bit sRGB pixels as a libvips image, so that timing a step excludes the steps
-    before it."""
-    return pyvips.Image.new_from_memory(pixels, width, height, 3, "uchar").copy(
-        interpretation="srgb")
-
-
 def after_decode_ms(data: bytes, width: int, height: int, shrink: int, size: Size,
                     fmt: Format, effort: Effort, repeat: int) -> tuple[float, float]:
     """CPU of the reduce (decoded pixels -> rendition size, libvips' thumbnail as the pipeline
-    calls it) and of the encode of the reduced pixels, each measured on its input in memory."""
-    out_width, out_height = decoded_size(width, height, shrink)
-    decoded = simplejpeg.decode_jpeg(data, "RGB", min_height=out_height, min_width=out_width)
-    source = memory_image(decoded.tobytes(), decoded.shape[1], decoded.shape[0])
+    calls it) and of the encode of the reduced pixels, each measured on its input in memory.
+
+    The decoded image is the pipeline's own (``decode_scaled``, or libvips' scaled load where
+    that declines, as ``load_and_shrink`` falls back)."""
+    decoded = decode_scaled(data, shrink, orientation=1, icc_profile=None)
+    source = (decoded if decoded is not None
+              else load_from_memory(data, shrink=shrink, access="sequential")).copy_memory()
     target_width, target_height = target_dimensions(width, height, size)
 
-    def reduce() -> bytes:
-        return bytes(source.thumbnail_image(target_width, height=target_height,
-                                            size="force").write_to_memory())
+    def reduce() -> pyvips.Image:
+        return source.thumbnail_image(target_width, height=target_height,
+                                      size="force").copy_memory()
 
     reduce_cpu = cpu_ms(reduce, repeat)
-    reduced = memory_image(reduce(), target_width, target_height)
     setting = encoder_setting(fmt, effort)
-    encode_cpu = cpu_ms(partial(encode_image, reduced, fmt, setting), repeat)
+    encode_cpu = cpu_ms(partial(encode_image, reduce(), fmt, setting), repeat)
     return reduce_cpu, encode_cpu
 
 
